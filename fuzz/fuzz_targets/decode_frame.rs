@@ -1,0 +1,44 @@
+//! Feeds arbitrary bytes to the binary protocol decoder, cut into reads of
+//! arbitrary sizes, and checks that it never panics, never loops, and that
+//! every frame it accepts encodes back to a frame that decodes the same.
+
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use weir_net::proto::{decode_frame, Decoder, Encoder, MIN_MAX_FRAME};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&step, input)) = data.split_first() else {
+        return;
+    };
+    // A small limit keeps every accepted frame within the fuzzer's memory.
+    let limit = MIN_MAX_FRAME * 4;
+    let step = usize::from(step).max(1);
+    let mut decoder = Decoder::new(limit);
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    'feed: for chunk in input.chunks(step) {
+        buf.extend_from_slice(chunk);
+        loop {
+            let before = buf.len();
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(e) if e.is_fatal() => break 'feed,
+                Err(e) => {
+                    let _ = e.to_wire();
+                }
+            }
+            assert!(buf.len() < before, "the decoder made no progress");
+        }
+    }
+    let _ = decode_frame(bytes::Bytes::copy_from_slice(input), limit);
+    let encoder = Encoder::new(limit);
+    for frame in frames {
+        if let Ok(encoded) = encoder.encode(&frame) {
+            let again = decode_frame(encoded.to_bytes(), limit).expect("re-encoded frame decodes");
+            assert_eq!(again, frame);
+        }
+    }
+});

@@ -1,0 +1,113 @@
+//! POST: append to a stream, optionally closing it (`Stream-Closed: true`,
+//! with or without a final body), with `Stream-Seq` ordering and idempotent
+//! producer headers. `Stream-Key` (a Weir extension) sets the record key of
+//! every record the request appends.
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use weir_storage::{media_type, AppendRequest, Record};
+
+use super::body::{read_limited, ReadError};
+use super::reply::Reply;
+use super::router::Ctx;
+use super::{errors, headers, json};
+
+fn bad(reason: impl std::fmt::Display) -> Reply {
+    Reply::error(StatusCode::BAD_REQUEST, reason)
+}
+
+/// Answers POST on a stream.
+pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
+    let (parts, body) = req.into_parts();
+    let h = &parts.headers;
+    let parsed = (|| -> Result<_, String> {
+        Ok((
+            headers::text(h, "content-type")?.map(str::to_string),
+            headers::flag(h, "stream-closed")?,
+            headers::text(h, "stream-seq")?.map(|s| s.as_bytes().to_vec()),
+            headers::producer(h)?,
+            headers::text(h, "stream-key")?.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+        ))
+    })();
+    let (content_type, close, stream_seq, producer, key) = match parsed {
+        Ok(v) => v,
+        Err(e) => return bad(e),
+    };
+    if let Some(len) = headers::text(h, "content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok()) {
+        if len > ctx.config.max_append_bytes as u64 {
+            return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+    }
+    let body = match read_limited(body, ctx.config.max_append_bytes).await {
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Err(ReadError::Broken) => return bad("request body could not be read"),
+    };
+
+    let records = if body.is_empty() {
+        if !close {
+            return bad("empty append body (send Stream-Closed: true to close)");
+        }
+        // Close-only: the content type is irrelevant, nothing is written.
+        Vec::new()
+    } else {
+        let Some(ct) = content_type.as_deref() else {
+            return bad("Content-Type is required on append");
+        };
+        let info = match ctx.engine.head(name) {
+            Ok(i) => i,
+            Err(e) => return errors::reply(&e),
+        };
+        if media_type(ct) != media_type(&info.config.content_type) {
+            return Reply::error(StatusCode::CONFLICT, "content type does not match the stream's");
+        }
+        let payloads = if json::is_json(&info.config.content_type) {
+            match json::messages(&body) {
+                Ok(m) if m.is_empty() => return bad("empty JSON array appends nothing"),
+                Ok(m) => m,
+                Err(e) => return bad(e),
+            }
+        } else {
+            vec![body]
+        };
+        payloads
+            .into_iter()
+            .map(|payload| Record {
+                key: key.clone(),
+                payload,
+            })
+            .collect()
+    };
+    let close_only = records.is_empty();
+    let has_producer = producer.is_some();
+    let req = AppendRequest {
+        content_type: if close_only { None } else { content_type },
+        records,
+        stream_seq,
+        producer,
+        close,
+    };
+    match ctx.engine.append_async(name, req).await {
+        Err(e) => errors::reply(&e),
+        Ok(res) => {
+            // With producer headers a new write is 200 and a retry 204; a
+            // close-only request and producer-less appends are 204.
+            let status = if has_producer && !res.duplicate && !close_only {
+                StatusCode::OK
+            } else {
+                StatusCode::NO_CONTENT
+            };
+            let mut r = Reply::new(status).next_offset(res.next_offset).closed(res.closed);
+            if let Some((epoch, seq)) = res.producer {
+                r = r
+                    .header("producer-epoch", epoch.to_string())
+                    .header("producer-seq", seq.to_string());
+            }
+            if !res.duplicate {
+                ctx.subs.on_stream_changed(&ctx.engine, name);
+            }
+            r
+        }
+    }
+}

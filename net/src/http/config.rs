@@ -1,0 +1,32 @@
+//! Tunables of the HTTP door and their documented defaults.
+
+use std::time::Duration;
+
+/// Configuration of [`serve`](super::serve); `Default` gives production values.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// How long a long-poll read waits for new data before answering 204.
+    pub long_poll_timeout: Duration,
+    /// Largest request body accepted on PUT and POST; larger ones get 413.
+    pub max_append_bytes: usize,
+    /// Byte budget of stored record data gathered for one read response or
+    /// one SSE data event; a read never materializes more than this (plus one record).
+    pub read_budget_bytes: usize,
+    /// How long an SSE connection is held before the server closes it so
+    /// clients reconnect (lets CDNs collapse requests).
+    pub sse_max_duration: Duration,
+    /// How long shutdown waits for in-flight requests after stopping accepts.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            long_poll_timeout: Duration::from_millis(30_000),
+            max_append_bytes: 10 << 20,
+            read_budget_bytes: 1 << 20,
+            sse_max_duration: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! JSON mode: an `application/json` stream stores one record per message.
+//! An append body that is a JSON array is flattened exactly one level (each
+//! element is a message); any other JSON value is one message. Messages are
+//! stored as the exact bytes the client sent (validated, never re-encoded),
+//! and reads return them as one JSON array.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::value::RawValue;
+use weir_storage::media_type;
+
+/// Whether a content type selects JSON mode.
+pub fn is_json(content_type: &str) -> bool {
+    media_type(content_type) == "application/json"
+}
+
+/// Splits a JSON body into messages. `Err` if it is not valid JSON. An empty
+/// array yields no messages (the caller decides whether that is allowed).
+pub fn messages(body: &Bytes) -> Result<Vec<Bytes>, String> {
+    let first = body.iter().find(|c| !c.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+        Ok(items.into_iter().map(|v| slice_of(body, v.get())).collect())
+    } else {
+        let v: &RawValue = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+        Ok(vec![slice_of(body, v.get())])
+    }
+}
+
+/// The sub-slice of `body` that `part` borrows from, without copying.
+fn slice_of(body: &Bytes, part: &str) -> Bytes {
+    body.slice_ref(part.as_bytes())
+}
+
+/// Renders stored messages as one JSON array: `[m1,m2,...]`.
+pub fn array<'a>(messages: impl Iterator<Item = &'a [u8]>) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    out.extend_from_slice(b"[");
+    for (i, m) in messages.enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",");
+        }
+        out.extend_from_slice(m);
+    }
+    out.extend_from_slice(b"]");
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(s: &str) -> Result<Vec<String>, String> {
+        messages(&Bytes::from(s.to_string()))
+            .map(|v| v.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect())
+    }
+
+    #[test]
+    fn flattens_one_level() {
+        assert_eq!(msgs(r#"{"a":1}"#).unwrap(), vec![r#"{"a":1}"#]);
+        assert_eq!(msgs(r#"[{"a":1}, {"b":2}]"#).unwrap(), vec![r#"{"a":1}"#, r#"{"b":2}"#]);
+        assert_eq!(msgs("[[1,2],[3,4]]").unwrap(), vec!["[1,2]", "[3,4]"]);
+        assert_eq!(msgs("[[[1,2,3]]]").unwrap(), vec!["[[1,2,3]]"]);
+        assert_eq!(msgs(" 42 ").unwrap(), vec!["42"]);
+        assert!(msgs("[]").unwrap().is_empty());
+        assert!(msgs("{ invalid json }").is_err());
+        assert!(msgs("").is_err());
+        assert!(msgs("[1,").is_err());
+        assert!(msgs("1 2").is_err());
+    }
+
+    #[test]
+    fn renders_arrays() {
+        let v: Vec<&[u8]> = vec![b"1", b"{}"];
+        assert_eq!(&array(v.into_iter())[..], b"[1,{}]");
+        assert_eq!(&array(std::iter::empty())[..], b"[]");
+    }
+}

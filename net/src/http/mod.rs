@@ -1,0 +1,37 @@
+//! The HTTP door: the Durable Streams protocol over hyper 1.x.
+//!
+//! Streams live at `/v1/stream/{name}` (a name may contain `/`). One file per
+//! concept: [`serve`] runs the listener, `router` dispatches a request to
+//! `create` (PUT), `append` (POST), `read` (GET catch-up), `long_poll`, `sse`,
+//! `head` and `delete`; `offsets`, `json`, `headers`, `cursor` and `cors` hold
+//! the wire rules they share; `subscriptions` is the reserved `__ds` API.
+//!
+//! Offsets on the wire are the record offset as a 32-digit zero-padded
+//! decimal split by `_` after the 16th digit (see `offsets.rs`): fixed width,
+//! lexicographically ordered, stable across restarts.
+
+mod append;
+mod body;
+mod config;
+mod cors;
+mod create;
+mod cursor;
+mod delete;
+mod errors;
+mod head;
+mod headers;
+mod json;
+mod long_poll;
+mod offsets;
+mod query;
+mod read;
+mod reply;
+mod rfc3339;
+mod router;
+mod server;
+mod sse;
+mod subscriptions;
+
+pub use config::HttpConfig;
+pub use offsets::{format_offset, parse_offset, OffsetParam};
+pub use server::serve;

@@ -1,0 +1,66 @@
+//! Request dispatch: `/v1/stream/{name}` by method, the reserved `__ds`
+//! subscription API, and CORS preflights.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::watch;
+use weir_storage::Engine;
+
+use super::body::Body;
+use super::config::HttpConfig;
+use super::reply::Reply;
+use super::subscriptions::Subscriptions;
+use super::{append, cors, create, delete, head, query, read};
+
+/// Prefix of every stream URL.
+pub const STREAM_PREFIX: &str = "/v1/stream/";
+
+/// What every handler shares.
+pub struct Ctx {
+    /// The storage engine.
+    pub engine: Engine,
+    /// HTTP tunables.
+    pub config: HttpConfig,
+    /// Turns `true` when the server is shutting down: live reads end early.
+    pub stop: watch::Receiver<bool>,
+    /// The reserved subscription API's state.
+    pub subs: Arc<Subscriptions>,
+}
+
+/// hyper's service entry point.
+pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    Ok(route(ctx, req).await.into_response())
+}
+
+async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
+    if req.method() == Method::OPTIONS {
+        let mut r = Reply::new(StatusCode::NO_CONTENT);
+        cors::preflight(req.headers(), r.headers_mut());
+        return r;
+    }
+    let path = req.uri().path().to_string();
+    let Some(rest) = path.strip_prefix(STREAM_PREFIX) else {
+        return Reply::error(StatusCode::NOT_FOUND, "no such endpoint");
+    };
+    if let Some(sub) = rest.strip_prefix("__ds/") {
+        return super::subscriptions::route(&ctx, req, sub).await;
+    }
+    let Some(name) = query::decode(rest, false) else {
+        return Reply::error(StatusCode::BAD_REQUEST, "malformed stream path");
+    };
+    if name.is_empty() {
+        return Reply::error(StatusCode::NOT_FOUND, "no stream named");
+    }
+    match *req.method() {
+        Method::PUT => create::handle(&ctx, req, &name).await,
+        Method::POST => append::handle(&ctx, req, &name).await,
+        Method::GET => read::handle(&ctx, req, &name).await,
+        Method::HEAD => head::handle(&ctx, &name),
+        Method::DELETE => delete::handle(&ctx, &name).await,
+        _ => Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            .header("allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
+    }
+}

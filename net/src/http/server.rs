@@ -1,0 +1,74 @@
+//! The listener: accepts loopback or other TCP connections, serves HTTP/1.1
+//! on each, and shuts down in order: stop accepting, end live reads, give
+//! in-flight requests a grace period.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use weir_storage::Engine;
+
+use super::config::HttpConfig;
+use super::router::{handle, Ctx};
+use super::subscriptions::Subscriptions;
+
+/// Serves the Durable Streams HTTP API on `listener` until `shutdown`
+/// resolves, then stops accepting, ends long-polls and SSE streams, and
+/// waits up to `config.shutdown_grace` for in-flight requests.
+pub async fn serve(
+    engine: Engine,
+    config: HttpConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let grace = config.shutdown_grace;
+    let ctx = Arc::new(Ctx {
+        subs: Subscriptions::new(),
+        engine,
+        config,
+        stop: stop_rx,
+    });
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (io, _peer) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = io.set_nodelay(true);
+                let ctx = Arc::clone(&ctx);
+                let svc = service_fn(move |req| handle(Arc::clone(&ctx), req));
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(io), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed with requests in flight"),
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! # weir-net
+//!
+//! Weir's network doors over the storage engine: the HTTP Durable Streams
+//! API ([`http`]). The binary protocol over QUIC and WebSocket arrives with
+//! later work.
+
+pub mod http;
+/// Weir's binary protocol as a sans-IO codec: frames, messages and their encoding.
+pub mod proto;

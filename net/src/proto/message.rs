@@ -1,0 +1,213 @@
+//! `Message`: what a frame says, one variant per opcode, and how each body
+//! is laid out. Control bodies are one bincode value ([`super::control`]);
+//! `Append` is a length-prefixed control part followed by a record batch;
+//! `Data` is a batch descriptor followed by the stored batch bytes; `Ping`,
+//! `Pong` and `Deleted` have empty bodies.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use weir_storage::Batch;
+
+use super::batch;
+use super::control::{self, ControlError};
+use super::encode::EncodeError;
+use super::error::WireError;
+use super::frame::MIN_LENGTH;
+use super::opcode::Opcode;
+use super::replies::{
+    Appended, Created, EndOfStream, ReadDone, Resume, StreamInfo, Subscribed, Unsubscribed, Welcome,
+};
+use super::requests::{Append, AppendMeta, Create, Delete, Head, Hello, Read, Subscribe, Unsubscribe};
+
+/// Every message of protocol version 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Client greeting and version negotiation (`0x01`).
+    Hello(Hello),
+    /// Liveness probe; answered by `Pong` (`0x02`).
+    Ping,
+    /// Create a stream (`0x03`).
+    Create(Create),
+    /// Describe a stream (`0x04`).
+    Head(Head),
+    /// Delete a stream (`0x05`).
+    Delete(Delete),
+    /// Append records (`0x06`).
+    Append(Append),
+    /// Read records from an offset (`0x07`).
+    Read(Read),
+    /// Follow a stream (`0x08`).
+    Subscribe(Subscribe),
+    /// Stop a subscription (`0x09`).
+    Unsubscribe(Unsubscribe),
+    /// The server accepted `Hello` (`0x81`).
+    Welcome(Welcome),
+    /// Reply to `Ping` (`0x82`).
+    Pong,
+    /// Reply to `Create` (`0x83`).
+    Created(Created),
+    /// Reply to `Head` (`0x84`).
+    Info(StreamInfo),
+    /// Reply to `Delete` (`0x85`).
+    Deleted,
+    /// Reply to `Append` (`0x86`).
+    Appended(Appended),
+    /// Final reply to `Read` (`0x87`).
+    ReadDone(ReadDone),
+    /// Reply to `Subscribe` (`0x88`).
+    Subscribed(Subscribed),
+    /// Reply to `Unsubscribe` (`0x89`).
+    Unsubscribed(Unsubscribed),
+    /// Visible records of one batch, for a `Read` or a subscription (`0x90`).
+    Data(Batch),
+    /// The server ended a subscription; resume from an offset (`0x91`).
+    Resume(Resume),
+    /// A subscription delivered its closed stream to the end (`0x92`).
+    EndOfStream(EndOfStream),
+    /// A request failed, or the connection is in trouble (`0xff`).
+    Error(WireError),
+}
+
+impl Message {
+    /// The opcode that announces this message.
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Message::Hello(_) => Opcode::Hello,
+            Message::Ping => Opcode::Ping,
+            Message::Create(_) => Opcode::Create,
+            Message::Head(_) => Opcode::Head,
+            Message::Delete(_) => Opcode::Delete,
+            Message::Append(_) => Opcode::Append,
+            Message::Read(_) => Opcode::Read,
+            Message::Subscribe(_) => Opcode::Subscribe,
+            Message::Unsubscribe(_) => Opcode::Unsubscribe,
+            Message::Welcome(_) => Opcode::Welcome,
+            Message::Pong => Opcode::Pong,
+            Message::Created(_) => Opcode::Created,
+            Message::Info(_) => Opcode::Info,
+            Message::Deleted => Opcode::Deleted,
+            Message::Appended(_) => Opcode::Appended,
+            Message::ReadDone(_) => Opcode::ReadDone,
+            Message::Subscribed(_) => Opcode::Subscribed,
+            Message::Unsubscribed(_) => Opcode::Unsubscribed,
+            Message::Data(_) => Opcode::Data,
+            Message::Resume(_) => Opcode::Resume,
+            Message::EndOfStream(_) => Opcode::EndOfStream,
+            Message::Error(_) => Opcode::Error,
+        }
+    }
+
+    /// Appends the body to `out` and returns the bytes that follow it
+    /// without being copied (the stored batch of `Data`, else empty).
+    /// `max_frame` is the peer's frame limit, checked before a large batch
+    /// of records is copied in.
+    pub(crate) fn write_body(&self, out: &mut BytesMut, max_frame: u32) -> Result<Bytes, EncodeError> {
+        let none = Bytes::new();
+        match self {
+            Message::Ping | Message::Pong | Message::Deleted => {}
+            Message::Hello(m) => control::encode(m, out)?,
+            Message::Create(m) => control::encode(m, out)?,
+            Message::Head(m) => control::encode(m, out)?,
+            Message::Delete(m) => control::encode(m, out)?,
+            Message::Append(m) => write_append(m, out, max_frame)?,
+            Message::Read(m) => control::encode(m, out)?,
+            Message::Subscribe(m) => control::encode(m, out)?,
+            Message::Unsubscribe(m) => control::encode(m, out)?,
+            Message::Welcome(m) => control::encode(m, out)?,
+            Message::Created(m) => control::encode(m, out)?,
+            Message::Info(m) => control::encode(m, out)?,
+            Message::Appended(m) => control::encode(m, out)?,
+            Message::ReadDone(m) => control::encode(m, out)?,
+            Message::Subscribed(m) => control::encode(m, out)?,
+            Message::Unsubscribed(m) => control::encode(m, out)?,
+            Message::Data(b) => return batch::write_data(out, b),
+            Message::Resume(m) => control::encode(m, out)?,
+            Message::EndOfStream(m) => control::encode(m, out)?,
+            Message::Error(m) => control::encode(m, out)?,
+        }
+        Ok(none)
+    }
+
+    /// Decodes the body of a frame with opcode `op`; the error says why the
+    /// body is malformed.
+    pub(crate) fn read_body(op: Opcode, body: Bytes) -> Result<Message, String> {
+        let c = |e: ControlError| e.to_string();
+        Ok(match op {
+            Opcode::Ping | Opcode::Pong | Opcode::Deleted => {
+                if !body.is_empty() {
+                    return Err(format!("{op:?} has an empty body, got {} bytes", body.len()));
+                }
+                match op {
+                    Opcode::Ping => Message::Ping,
+                    Opcode::Pong => Message::Pong,
+                    _ => Message::Deleted,
+                }
+            }
+            Opcode::Hello => Message::Hello(control::decode(&body).map_err(c)?),
+            Opcode::Create => Message::Create(control::decode(&body).map_err(c)?),
+            Opcode::Head => Message::Head(control::decode(&body).map_err(c)?),
+            Opcode::Delete => Message::Delete(control::decode::<Delete>(&body).map_err(c)?),
+            Opcode::Append => Message::Append(read_append(body)?),
+            Opcode::Read => Message::Read(control::decode::<Read>(&body).map_err(c)?),
+            Opcode::Subscribe => Message::Subscribe(control::decode::<Subscribe>(&body).map_err(c)?),
+            Opcode::Unsubscribe => Message::Unsubscribe(control::decode(&body).map_err(c)?),
+            Opcode::Welcome => Message::Welcome(control::decode(&body).map_err(c)?),
+            Opcode::Created => Message::Created(control::decode(&body).map_err(c)?),
+            Opcode::Info => Message::Info(control::decode(&body).map_err(c)?),
+            Opcode::Appended => Message::Appended(control::decode(&body).map_err(c)?),
+            Opcode::ReadDone => Message::ReadDone(control::decode(&body).map_err(c)?),
+            Opcode::Subscribed => Message::Subscribed(control::decode(&body).map_err(c)?),
+            Opcode::Unsubscribed => Message::Unsubscribed(control::decode(&body).map_err(c)?),
+            Opcode::Data => Message::Data(batch::read_data(body)?),
+            Opcode::Resume => Message::Resume(control::decode(&body).map_err(c)?),
+            Opcode::EndOfStream => Message::EndOfStream(control::decode(&body).map_err(c)?),
+            Opcode::Error => Message::Error(control::decode(&body).map_err(c)?),
+        })
+    }
+}
+
+/// `Append` body: `u32 meta_len | meta | batch` where the batch is absent
+/// for an append without records. The explicit length lets a peer in any
+/// language find the batch without decoding the control part.
+fn write_append(m: &Append, out: &mut BytesMut, max_frame: u32) -> Result<(), EncodeError> {
+    let records_len = batch::append_len(&m.records).ok_or(EncodeError::BatchTooLarge)?;
+    let at = out.len();
+    out.put_u32_le(0);
+    let meta = AppendMeta {
+        stream: m.stream.clone(),
+        producer: m.producer.clone(),
+        close: m.close,
+    };
+    control::encode(&meta, out)?;
+    let meta_len = out.len() - at - 4;
+    let length = MIN_LENGTH as usize + 4 + meta_len + records_len;
+    if length > max_frame as usize {
+        // Refuse before copying what may be megabytes of payloads.
+        out.truncate(at);
+        return Err(EncodeError::FrameTooLarge {
+            length,
+            max_frame,
+        });
+    }
+    out[at..at + 4].copy_from_slice(&(meta_len as u32).to_le_bytes());
+    batch::write_append(out, &m.records);
+    Ok(())
+}
+
+fn read_append(body: Bytes) -> Result<Append, String> {
+    if body.len() < 4 {
+        return Err("append body shorter than its length prefix".into());
+    }
+    let meta_len = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize;
+    let rest = body.len() - 4;
+    if meta_len > rest {
+        return Err(format!("append control part of {meta_len} bytes overruns the body of {rest}"));
+    }
+    let meta: AppendMeta = control::decode(&body[4..4 + meta_len]).map_err(|e| e.to_string())?;
+    let records = batch::read_append(body.slice(4 + meta_len..)).map_err(|e| format!("append records: {e}"))?;
+    Ok(Append {
+        stream: meta.stream,
+        producer: meta.producer,
+        close: meta.close,
+        records,
+    })
+}

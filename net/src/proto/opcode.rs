@@ -1,0 +1,93 @@
+//! Opcodes: the byte that says what a frame's body holds. Requests use
+//! `0x01..=0x7f`; a direct reply to a request is the request's opcode with
+//! the high bit set, so a reader of a hex dump can pair them at a glance.
+//! Server-initiated frames about a subscription use `0x90..`, and `0xff` is
+//! the error frame.
+
+/// Every opcode of protocol version 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Opcode {
+    /// Client greeting and version negotiation.
+    Hello = 0x01,
+    /// Liveness probe.
+    Ping = 0x02,
+    /// Create a stream.
+    Create = 0x03,
+    /// Describe a stream.
+    Head = 0x04,
+    /// Delete a stream.
+    Delete = 0x05,
+    /// Append a batch of records.
+    Append = 0x06,
+    /// Read records from an offset.
+    Read = 0x07,
+    /// Follow a stream live.
+    Subscribe = 0x08,
+    /// Stop a subscription.
+    Unsubscribe = 0x09,
+    /// Reply to `Hello`.
+    Welcome = 0x81,
+    /// Reply to `Ping`.
+    Pong = 0x82,
+    /// Reply to `Create`.
+    Created = 0x83,
+    /// Reply to `Head`.
+    Info = 0x84,
+    /// Reply to `Delete`.
+    Deleted = 0x85,
+    /// Reply to `Append`.
+    Appended = 0x86,
+    /// Final reply to `Read`, after its data frames.
+    ReadDone = 0x87,
+    /// Reply to `Subscribe`: the subscription is live from its fence.
+    Subscribed = 0x88,
+    /// Reply to `Unsubscribe`.
+    Unsubscribed = 0x89,
+    /// A record batch, for a read or a subscription.
+    Data = 0x90,
+    /// The server ended a subscription; resume it from an offset.
+    Resume = 0x91,
+    /// A subscription delivered a closed stream to its end.
+    EndOfStream = 0x92,
+    /// A request failed, or the connection is in trouble.
+    Error = 0xff,
+}
+
+impl Opcode {
+    /// Every opcode, in wire order (used by tests and documentation).
+    pub const ALL: [Opcode; 22] = [
+        Opcode::Hello,
+        Opcode::Ping,
+        Opcode::Create,
+        Opcode::Head,
+        Opcode::Delete,
+        Opcode::Append,
+        Opcode::Read,
+        Opcode::Subscribe,
+        Opcode::Unsubscribe,
+        Opcode::Welcome,
+        Opcode::Pong,
+        Opcode::Created,
+        Opcode::Info,
+        Opcode::Deleted,
+        Opcode::Appended,
+        Opcode::ReadDone,
+        Opcode::Subscribed,
+        Opcode::Unsubscribed,
+        Opcode::Data,
+        Opcode::Resume,
+        Opcode::EndOfStream,
+        Opcode::Error,
+    ];
+
+    /// The opcode of a wire byte, or `None` for bytes version 1 does not define.
+    pub fn from_u8(byte: u8) -> Option<Opcode> {
+        Opcode::ALL.iter().copied().find(|op| *op as u8 == byte)
+    }
+
+    /// Whether clients send this opcode (servers send all the others).
+    pub fn is_request(self) -> bool {
+        (self as u8) < 0x80
+    }
+}

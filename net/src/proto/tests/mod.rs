@@ -1,0 +1,10 @@
+//! Tests of the codec, one concern per file. `samples` holds at least one
+//! message of every opcode; the other files check them from every side.
+
+mod batches;
+mod errors;
+mod golden;
+mod props;
+mod robustness;
+mod roundtrip;
+mod samples;

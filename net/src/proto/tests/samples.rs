@@ -1,0 +1,212 @@
+//! Hand-picked messages: every opcode at least once, with the edge cases
+//! (empty strings, absent options, keyless and empty-keyed records, a batch
+//! seen through a sub-range, every error kind).
+
+use bytes::Bytes;
+use weir_storage::{Batch, Record};
+
+use crate::proto::batch;
+use crate::proto::*;
+
+/// A stored-layout batch at `base` with keyed, keyless and empty records.
+pub fn batch_at(base: u64) -> Batch {
+    batch::build(
+        base,
+        1_700_000_000_000,
+        &[
+            Record::new("alpha"),
+            Record::keyed("k1", ""),
+            Record::keyed("", "gamma"),
+            Record::new(""),
+        ],
+    )
+    .unwrap()
+}
+
+/// Every error kind, with non-trivial fields.
+pub fn error_kinds() -> Vec<ErrorKind> {
+    vec![
+        ErrorKind::MalformedFrame,
+        ErrorKind::FrameTooLarge { max_frame: 1 << 20 },
+        ErrorKind::UnsupportedVersion {
+            min_version: 1,
+            max_version: 3,
+        },
+        ErrorKind::UnknownOpcode { opcode: 0x42 },
+        ErrorKind::UnexpectedMessage { opcode: 0x81 },
+        ErrorKind::BadRequestId,
+        ErrorKind::UnknownSubscription,
+        ErrorKind::Unauthorized,
+        ErrorKind::Busy,
+        ErrorKind::Internal,
+        ErrorKind::NotFound,
+        ErrorKind::ConfigConflict,
+        ErrorKind::Closed { next_offset: 12 },
+        ErrorKind::ContentTypeMismatch {
+            expected: "application/json".into(),
+            got: "text/plain".into(),
+        },
+        ErrorKind::StreamSeqRegression {
+            last: b"0009".to_vec(),
+            received: b"0002".to_vec(),
+        },
+        ErrorKind::StaleEpoch { current: 4 },
+        ErrorKind::SequenceGap {
+            expected: 6,
+            received: 9,
+        },
+        ErrorKind::EpochMustStartAtZero { received: 3 },
+        ErrorKind::EmptyAppend,
+        ErrorKind::OffsetOutOfRange {
+            offset: 99,
+            tail: 10,
+        },
+        ErrorKind::Invalid,
+        ErrorKind::ShutDown,
+        ErrorKind::Storage,
+        ErrorKind::Corrupt,
+    ]
+}
+
+/// At least one message per opcode.
+pub fn messages() -> Vec<Message> {
+    let b = batch_at(40);
+    let mut out = vec![
+        Message::Hello(Hello {
+            min_version: 1,
+            max_version: 1,
+            max_frame: DEFAULT_MAX_FRAME,
+            client: "weir-load/0.1".into(),
+            auth_token: None,
+        }),
+        Message::Hello(Hello {
+            min_version: 1,
+            max_version: 2,
+            max_frame: MIN_MAX_FRAME,
+            client: String::new(),
+            auth_token: Some("tok\u{e9}n".into()),
+        }),
+        Message::Ping,
+        Message::Create(Create {
+            stream: "orders/eu".into(),
+            content_type: "application/json".into(),
+            ttl_secs: Some(3600),
+            expires_at_ms: None,
+        }),
+        Message::Head(Head { stream: "orders".into() }),
+        Message::Delete(Delete { stream: "orders".into() }),
+        Message::Append(Append {
+            stream: "orders".into(),
+            producer: Some(Producer {
+                id: "p-1".into(),
+                epoch: 2,
+                seq: u64::MAX,
+            }),
+            close: false,
+            records: vec![
+                Record::keyed("order-1", r#"{"total":3}"#),
+                Record::new(r#"{"total":5}"#),
+                Record::keyed("", ""),
+            ],
+        }),
+        Message::Append(Append {
+            stream: "orders".into(),
+            producer: None,
+            close: true,
+            records: vec![],
+        }),
+        Message::Read(Read {
+            stream: "orders".into(),
+            from: 1 << 40,
+            max_bytes: u32::MAX,
+        }),
+        Message::Subscribe(Subscribe {
+            stream: "orders".into(),
+            from: SubscribeFrom::Start,
+        }),
+        Message::Subscribe(Subscribe {
+            stream: "orders".into(),
+            from: SubscribeFrom::Now,
+        }),
+        Message::Subscribe(Subscribe {
+            stream: "orders".into(),
+            from: SubscribeFrom::Offset(17),
+        }),
+        Message::Unsubscribe(Unsubscribe { subscription: 9 }),
+        Message::Welcome(Welcome {
+            version: 1,
+            max_frame: DEFAULT_MAX_FRAME,
+            server: "weir/0.1.0".into(),
+        }),
+        Message::Pong,
+        Message::Created(Created {
+            created: true,
+            info: info(),
+        }),
+        Message::Info(info()),
+        Message::Deleted,
+        Message::Appended(Appended {
+            first_offset: 10,
+            next_offset: 13,
+            duplicate: false,
+            closed: false,
+            producer: Some((2, 7)),
+        }),
+        Message::Appended(Appended {
+            first_offset: 0,
+            next_offset: 0,
+            duplicate: true,
+            closed: true,
+            producer: None,
+        }),
+        Message::ReadDone(ReadDone {
+            next_offset: 44,
+            tail: 50,
+            closed: false,
+        }),
+        Message::Subscribed(Subscribed { fence: 40 }),
+        Message::Unsubscribed(Unsubscribed { next_offset: 44 }),
+        Message::Data(b.clone()),
+        Message::Data(b.skip_to(41).unwrap().truncate(2)),
+        Message::Data(b.skip_to(43).unwrap()),
+        Message::Data(batch_at(u64::MAX - 4)),
+        Message::Resume(Resume {
+            offset: 44,
+            reason: ResumeReason::Lagging,
+        }),
+        Message::Resume(Resume {
+            offset: 0,
+            reason: ResumeReason::ShuttingDown,
+        }),
+        Message::EndOfStream(EndOfStream { next_offset: 50 }),
+    ];
+    for kind in error_kinds() {
+        out.push(Message::Error(WireError::new(kind, "something happened")));
+    }
+    out
+}
+
+fn info() -> StreamInfo {
+    StreamInfo {
+        stream: "orders".into(),
+        content_type: "application/json".into(),
+        ttl_secs: None,
+        expires_at_ms: Some(1_800_000_000_000),
+        created_at_ms: 1_700_000_000_000,
+        next_offset: 50,
+        closed: true,
+    }
+}
+
+/// Every sample encoded, each with a distinct request id.
+pub fn frames() -> Vec<(Frame, Bytes)> {
+    messages()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let f = Frame::new(i as u32 + 1, m);
+            let wire = Encoder::default().encode(&f).unwrap().to_bytes();
+            (f, wire)
+        })
+        .collect()
+}

@@ -1,0 +1,82 @@
+//! Long-poll and SSE against the real HTTP server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use hyper::{Method, StatusCode};
+use weir_net::http::HttpConfig;
+
+const TEXT: &[(&str, &str)] = &[("content-type", "text/plain")];
+
+#[tokio::test]
+async fn long_poll_wakes_on_append() {
+    let s = Server::start(HttpConfig {
+        long_poll_timeout: Duration::from_secs(20),
+        ..HttpConfig::default()
+    })
+    .await;
+    let tail = s.send(Method::PUT, "/v1/stream/lp", TEXT, "old").await;
+    let tail = tail.header("stream-next-offset").unwrap().to_string();
+    let started = Instant::now();
+    let url = format!("/v1/stream/lp?offset={tail}&live=long-poll");
+    let poll = async { s.get(&url).await };
+    let append = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s.send(Method::POST, "/v1/stream/lp", TEXT, "new").await
+    };
+    let (r, _) = tokio::join!(poll, append);
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), "new");
+    assert_eq!(r.header("stream-up-to-date"), Some("true"));
+    assert!(r.header("stream-cursor").is_some());
+    assert!(started.elapsed() < Duration::from_secs(10), "woken by the append, not the timeout");
+}
+
+#[tokio::test]
+async fn long_poll_times_out_with_204() {
+    let s = Server::start(HttpConfig {
+        long_poll_timeout: Duration::from_millis(300),
+        ..HttpConfig::default()
+    })
+    .await;
+    s.send(Method::PUT, "/v1/stream/lp", TEXT, "").await;
+    let r = s.get("/v1/stream/lp?offset=now&live=long-poll").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.header("stream-up-to-date"), Some("true"));
+    assert_eq!(r.header("stream-next-offset"), Some("0000000000000000_0000000000000000"));
+}
+
+#[tokio::test]
+async fn sse_delivers_catch_up_then_live() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.send(Method::PUT, "/v1/stream/e", TEXT, "line1\nline2").await;
+    let read = s.sse_until("/v1/stream/e?offset=-1&live=sse", "live-data", Duration::from_secs(5));
+    let append = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s.send(Method::POST, "/v1/stream/e", TEXT, "live-data").await
+    };
+    let ((status, headers, text), _) = tokio::join!(read, append);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("content-type").unwrap(), "text/event-stream");
+    assert!(text.contains("event: data\ndata:line1\ndata:line2\n\n"), "{text}");
+    assert!(text.contains("event: control\ndata:{"), "{text}");
+    assert!(text.contains("\"upToDate\":true"), "{text}");
+    assert!(text.contains("data:live-data"), "{text}");
+}
+
+#[tokio::test]
+async fn sse_base64_for_binary_and_closed_end() {
+    let s = Server::start(HttpConfig::default()).await;
+    s.send(Method::PUT, "/v1/stream/b", &[("content-type", "application/octet-stream")], vec![0u8, 10, 13, 255])
+        .await;
+    s.send(Method::POST, "/v1/stream/b", &[("stream-closed", "true")], "").await;
+    let (status, headers, text) = s.sse_until("/v1/stream/b?offset=-1&live=sse", "streamClosed", Duration::from_secs(5)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("stream-sse-data-encoding").unwrap(), "base64");
+    assert!(text.contains("data:AAoN/w=="), "{text}");
+    assert!(text.contains("\"streamClosed\":true"), "{text}");
+    let last_control = text.rsplit("event: control").next().unwrap();
+    assert!(!last_control.contains("streamCursor"), "{text}");
+}

@@ -1,0 +1,40 @@
+//! Command-line flags. Every flag can also come from a `WEIR_*` environment
+//! variable; both override the TOML config file, and flags win over the
+//! environment (clap reads a flag first, then its variable).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Weir: a single-node durable streaming server on RocksDB.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the data directory and serve it until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+/// Flags of `weir serve`; unset ones fall back to the config file, then to defaults.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "WEIR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default ./weir-data).
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sync` (fsync per commit group; survives power loss) or `buffered`
+    /// (no fsync; survives a process crash, not a power loss).
+    #[arg(long, env = "WEIR_DURABILITY")]
+    pub durability: Option<String>,
+    /// Log format: `human` or `json`.
+    #[arg(long, env = "WEIR_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}

@@ -1,0 +1,166 @@
+//! Server configuration: defaults, then the TOML file, then `WEIR_*`
+//! environment variables and flags. Sections are per concern so that each
+//! network door adds its own (`[http]`, later `[quic]`, `[websocket]`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use weir_storage::{Durability, EngineConfig};
+
+use crate::cli::ServeArgs;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration of `weir serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Data directory holding the RocksDB instance.
+    pub data_dir: PathBuf,
+    /// `sync` or `buffered`; see the README for what each promises.
+    pub durability: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Storage engine tunables.
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: engine tunables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// RocksDB block cache size in MiB.
+    pub block_cache_mb: usize,
+    /// Commit queue capacity (requests waiting for the commit thread).
+    pub commit_queue: usize,
+    /// Longest record key in bytes.
+    pub max_key_len: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./weir-data"),
+            durability: "sync".into(),
+            log_format: LogFormat::Human,
+            storage: StorageSection::default(),
+        }
+    }
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        let e = EngineConfig::default();
+        StorageSection {
+            block_cache_mb: e.block_cache_bytes >> 20,
+            commit_queue: e.commit_queue,
+            max_key_len: e.max_key_len,
+        }
+    }
+}
+
+impl Config {
+    /// Builds the effective config from the file named by `args` (if any) and the flags.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let mut c = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &args.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(d) = &args.durability {
+            c.durability = d.clone();
+        }
+        if let Some(f) = &args.log_format {
+            c.log_format = match f.as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                other => bail!("unknown log format {other:?}; expected \"human\" or \"json\""),
+            };
+        }
+        c.durability()?;
+        Ok(c)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+    }
+
+    /// The parsed durability mode.
+    pub fn durability(&self) -> anyhow::Result<Durability> {
+        self.durability.parse().map_err(|e: String| anyhow::anyhow!(e))
+    }
+
+    /// The storage engine configuration this config describes.
+    pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        Ok(EngineConfig {
+            durability: self.durability()?,
+            block_cache_bytes: self.storage.block_cache_mb << 20,
+            commit_queue: self.storage.commit_queue,
+            max_key_len: self.storage.max_key_len,
+            ..EngineConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\ndurability = \"buffered\"\n[storage]\nblock_cache_mb = 8\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            data_dir: Some("/from/flag".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(c.durability().unwrap(), Durability::Buffered);
+        assert_eq!(c.engine_config().unwrap().block_cache_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let args = ServeArgs {
+            durability: Some("fsync-sometimes".into()),
+            ..Default::default()
+        };
+        let e = Config::load(&args).unwrap_err().to_string();
+        assert!(e.contains("unknown durability"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(&file, "no_such_key = 1\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let c = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./weir-data"));
+        assert_eq!(c.durability().unwrap(), Durability::Sync);
+    }
+}

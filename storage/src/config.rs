@@ -1,0 +1,70 @@
+//! Engine configuration and its documented defaults.
+
+use std::time::Duration;
+
+/// When an acknowledged append is considered durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync the RocksDB WAL once per commit group: acknowledged appends
+    /// survive a process kill and a power loss.
+    #[default]
+    Sync,
+    /// Write the WAL to the OS without fsync: acknowledged appends survive a
+    /// process crash but may be lost on power loss or kernel crash.
+    Buffered,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "buffered" => Ok(Durability::Buffered),
+            other => Err(format!(
+                "unknown durability {other:?}; expected \"sync\" or \"buffered\""
+            )),
+        }
+    }
+}
+
+/// Tunables of an [`Engine`](crate::Engine); `Default` gives production values.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// fsync policy of commit groups.
+    pub durability: Durability,
+    /// Capacity of the channel feeding the commit thread; senders wait when full.
+    pub commit_queue: usize,
+    /// Upper bound on the payload bytes one commit group gathers before writing.
+    pub max_group_bytes: usize,
+    /// Longest record key accepted, in bytes.
+    pub max_key_len: usize,
+    /// Longest producer id accepted, in bytes.
+    pub max_producer_id_len: usize,
+    /// Batches buffered per live follower before it falls back to storage.
+    pub follower_queue: usize,
+    /// Byte budget of one catch-up read issued by a follower.
+    pub follower_read_bytes: usize,
+    /// How often the reaper looks for expired streams.
+    pub expiry_interval: Duration,
+    /// Size of RocksDB's shared block cache.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            durability: Durability::Sync,
+            commit_queue: 8192,
+            max_group_bytes: 32 << 20,
+            max_key_len: 4096,
+            max_producer_id_len: 256,
+            follower_queue: 1024,
+            follower_read_bytes: 1 << 20,
+            expiry_interval: Duration::from_secs(1),
+            block_cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Longest stream name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;

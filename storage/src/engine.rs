@@ -1,0 +1,393 @@
+//! The engine handle: opening and recovering a data directory, and the public
+//! operations, which validate input on the caller's thread and hand every
+//! mutation to the commit thread.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{self, Sender};
+use futures::channel::oneshot;
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+
+use crate::clock::now_ms;
+use crate::commit::{AppendRequest, AppendResult, Command, Committer, CreateOutcome};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::follow::{FollowFrom, Follower};
+use crate::keys::{ALL_CFS, CF_PRODUCERS, CF_STREAMS, CF_WAL, NEXT_ID_KEY};
+use crate::meta::{validate_name, StreamConfig, StreamInfo, StreamMeta};
+use crate::producer::{self, ProducerState};
+use crate::read::{recover_tail, ReadResult};
+use crate::record::Record;
+use crate::state::StreamState;
+
+/// State shared by the engine handle, the commit thread, readers and followers.
+pub(crate) struct Shared {
+    pub db: DB,
+    pub config: EngineConfig,
+    pub streams: RwLock<BTreeMap<Arc<str>, Arc<StreamState>>>,
+}
+
+impl Shared {
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("column families are created at open")
+    }
+}
+
+struct Threads {
+    commit: Option<JoinHandle<()>>,
+    reaper: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    tx: Sender<Command>,
+    threads: Mutex<Threads>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        stop(&self.tx, &self.threads);
+    }
+}
+
+fn stop(tx: &Sender<Command>, threads: &Mutex<Threads>) {
+    let mut t = threads.lock();
+    if let Some((stop, h)) = t.reaper.take() {
+        drop(stop);
+        let _ = h.join();
+    }
+    if let Some(h) = t.commit.take() {
+        let _ = tx.send(Command::Shutdown);
+        let _ = h.join();
+    }
+}
+
+/// An open data directory. Cheap to clone; all clones share one engine, which
+/// shuts down (draining the commit pipeline) when the last clone is dropped or
+/// [`Engine::shutdown`] is called.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory at `path` and recovers
+    /// every stream: tails come from the `wal` column family.
+    pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
+        let db = open_db(path.as_ref(), &config)?;
+        let (streams, next_id) = recover(&db)?;
+        let shared = Arc::new(Shared {
+            db,
+            config,
+            streams: RwLock::new(streams),
+        });
+        let (tx, rx) = channel::bounded(shared.config.commit_queue.max(1));
+        let committer = Committer::new(Arc::clone(&shared), rx, next_id);
+        let commit = std::thread::Builder::new()
+            .name("weir-commit".into())
+            .spawn(move || committer.run())
+            .map_err(|e| Error::Storage(format!("cannot start commit thread: {e}")))?;
+        let reaper = spawn_reaper(Arc::clone(&shared), tx.clone())?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                shared,
+                tx,
+                threads: Mutex::new(Threads {
+                    commit: Some(commit),
+                    reaper: Some(reaper),
+                }),
+            }),
+        })
+    }
+
+    /// The configuration the engine was opened with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.shared.config
+    }
+
+    /// Stops the reaper, writes every queued request and stops the commit
+    /// thread. Later mutations fail with [`Error::ShutDown`]; reads still work.
+    pub fn shutdown(&self) {
+        stop(&self.inner.tx, &self.inner.threads);
+    }
+
+    pub(crate) fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> oneshot::Receiver<Result<T>> {
+        let (reply, rx) = oneshot::channel();
+        // A send error drops the command and its reply sender, which the
+        // receiver reports as cancelled: shut down.
+        let _ = self.inner.tx.send(make(reply));
+        rx
+    }
+
+    pub(crate) async fn wait<T>(rx: oneshot::Receiver<Result<T>>) -> Result<T> {
+        rx.await.unwrap_or(Err(Error::ShutDown))
+    }
+
+    /// Looks a live stream up; an expired one counts as absent and is queued for removal.
+    pub(crate) fn lookup(&self, name: &str) -> Result<Arc<StreamState>> {
+        let s = self
+            .inner
+            .shared
+            .streams
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        if s.is_expired(now_ms()) {
+            let _ = self.inner.tx.try_send(Command::Delete {
+                name: name.to_string(),
+                only_id: Some(s.id),
+                reply: None,
+            });
+            return Err(Error::NotFound);
+        }
+        if s.live.lock().soft_deleted {
+            return Err(Error::Gone);
+        }
+        Ok(s)
+    }
+
+    /// Creates a stream, or confirms it exists with the same config
+    /// (`created == false`); a different config is [`Error::ConfigConflict`].
+    pub fn create_stream(&self, name: &str, config: StreamConfig) -> Result<CreateOutcome> {
+        futures::executor::block_on(self.create_stream_with(name, config, Vec::new(), false))
+    }
+
+    /// Creates a stream with initial records, optionally already closed, in
+    /// one atomic write.
+    pub async fn create_stream_with(
+        &self,
+        name: &str,
+        config: StreamConfig,
+        records: Vec<Record>,
+        close: bool,
+    ) -> Result<CreateOutcome> {
+        validate_name(name)?;
+        config.validate()?;
+        self.validate_records(&records)?;
+        let rx = self.submit(|reply| Command::Create {
+            name: name.to_string(),
+            config,
+            records,
+            close,
+            reply,
+        });
+        Self::wait(rx).await
+    }
+
+    /// Deletes a stream and every key it owns, in all column families.
+    pub fn delete_stream(&self, name: &str) -> Result<()> {
+        futures::executor::block_on(self.delete_stream_async(name))
+    }
+
+    /// Async form of [`Engine::delete_stream`].
+    pub async fn delete_stream_async(&self, name: &str) -> Result<()> {
+        let s = self.lookup(name)?;
+        let rx = self.submit(|reply| Command::Delete {
+            name: name.to_string(),
+            only_id: Some(s.id),
+            reply: Some(reply),
+        });
+        Self::wait(rx).await
+    }
+
+    /// Metadata of a stream.
+    pub fn head(&self, name: &str) -> Result<StreamInfo> {
+        Ok(self.lookup(name)?.info())
+    }
+
+    /// Up to `limit` streams in name order, starting after `after`.
+    pub fn list_streams(&self, after: Option<&str>, limit: usize) -> Vec<StreamInfo> {
+        let now = now_ms();
+        let map = self.inner.shared.streams.read();
+        let lower = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        map.range::<str, _>((lower, Bound::Unbounded))
+            .map(|(_, s)| s)
+            .filter(|s| !s.is_expired(now) && !s.live.lock().soft_deleted)
+            .take(limit)
+            .map(|s| s.info())
+            .collect()
+    }
+
+    pub(crate) fn validate_records(&self, records: &[Record]) -> Result<()> {
+        let max = self.inner.shared.config.max_key_len;
+        if records.len() > u32::MAX as usize / 2 {
+            return Err(Error::Invalid("too many records in one append".into()));
+        }
+        let bytes: usize = crate::batch::encoded_len(records);
+        if bytes > u32::MAX as usize / 2 {
+            return Err(Error::Invalid("append larger than 2 GiB".into()));
+        }
+        for r in records {
+            if r.key.as_ref().is_some_and(|k| k.len() > max) {
+                return Err(Error::Invalid(format!("record key longer than {max} bytes")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a batch of records, blocking until it is durable.
+    pub fn append(&self, name: &str, req: AppendRequest) -> Result<AppendResult> {
+        futures::executor::block_on(self.append_async(name, req))
+    }
+
+    /// Appends a batch of records; resolves once the commit group holding it
+    /// is durable under the configured durability mode.
+    pub async fn append_async(&self, name: &str, req: AppendRequest) -> Result<AppendResult> {
+        let stream = self.lookup(name)?;
+        self.validate_records(&req.records)?;
+        if let Some(tag) = &req.producer {
+            producer::validate(tag, self.inner.shared.config.max_producer_id_len)?;
+        }
+        if req.records.is_empty() && !req.close {
+            return Err(Error::EmptyAppend);
+        }
+        let rx = self.submit(|reply| Command::Append { stream, req, reply });
+        Self::wait(rx).await
+    }
+
+    /// Reads records from `from` up to the tail, gathering about `max_bytes`
+    /// of record data (always at least one record when any is available).
+    pub fn read(&self, name: &str, from: u64, max_bytes: usize) -> Result<ReadResult> {
+        let s = self.lookup(name)?;
+        let (tail, closed) = {
+            let l = s.live.lock();
+            (l.next_offset, l.closed)
+        };
+        if from > tail {
+            return Err(Error::OffsetOutOfRange { offset: from, tail });
+        }
+        s.touch(now_ms());
+        let batches = crate::fork::read_stream(&self.inner.shared.db, &s, from, tail, max_bytes)?;
+        let next_offset = batches.last().map_or(from, |b| b.next_offset());
+        Ok(ReadResult {
+            batches,
+            next_offset,
+            tail,
+            closed,
+        })
+    }
+
+    /// The stream's tail offset and closed flag.
+    pub fn tail(&self, name: &str) -> Result<(u64, bool)> {
+        let s = self.lookup(name)?;
+        let l = s.live.lock();
+        Ok((l.next_offset, l.closed))
+    }
+
+    /// Follows a stream from `from`: every record at or after the fence,
+    /// exactly once, first from storage and then live.
+    pub fn follow(&self, name: &str, from: FollowFrom) -> Result<Follower> {
+        let s = self.lookup(name)?;
+        Follower::new(Arc::clone(&self.inner.shared), s, from)
+    }
+}
+
+fn open_db(path: &Path, config: &EngineConfig) -> Result<DB> {
+    let cache = Cache::new_lru_cache(config.block_cache_bytes);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_block_size(32 << 10);
+    let cf_opts = |write_buffer: usize| {
+        let mut o = Options::default();
+        o.set_block_based_table_factory(&table);
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_write_buffer_size(write_buffer);
+        o.set_level_compaction_dynamic_level_bytes(true);
+        o
+    };
+    let cfs: Vec<_> = ALL_CFS
+        .iter()
+        .map(|name| {
+            let wb = if *name == CF_WAL { 128 << 20 } else { 16 << 20 };
+            ColumnFamilyDescriptor::new(*name, cf_opts(wb))
+        })
+        .collect();
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_bytes_per_sync(1 << 20);
+    opts.set_keep_log_file_num(4);
+    opts.set_max_total_wal_size(512 << 20);
+    Ok(DB::open_cf_descriptors(&opts, path, cfs)?)
+}
+
+type Recovered = (BTreeMap<Arc<str>, Arc<StreamState>>, u64);
+
+fn recover(db: &DB) -> Result<Recovered> {
+    let now = now_ms();
+    let streams_cf = db.cf_handle(CF_STREAMS).expect("created at open");
+    let mut by_id = std::collections::HashMap::new();
+    let mut map = BTreeMap::new();
+    let mut next_id = 1u64;
+    for item in db.iterator_cf(&streams_cf, rocksdb::IteratorMode::Start) {
+        let (k, v) = item?;
+        if &*k == NEXT_ID_KEY {
+            let b: [u8; 8] = (&*v)
+                .try_into()
+                .map_err(|_| Error::Corrupt("malformed next stream id".into()))?;
+            next_id = next_id.max(u64::from_le_bytes(b));
+            continue;
+        }
+        let name = std::str::from_utf8(&k).map_err(|_| Error::Corrupt("non-UTF-8 stream name".into()))?;
+        let meta = StreamMeta::decode(&v)?;
+        next_id = next_id.max(meta.id + 1);
+        let tail = recover_tail(db, meta.id)?;
+        let state = Arc::new(StreamState::new(name, meta, tail, now));
+        by_id.insert(state.id, Arc::clone(&state));
+        map.insert(Arc::clone(&state.name), state);
+    }
+    let producers_cf = db.cf_handle(CF_PRODUCERS).expect("created at open");
+    for item in db.iterator_cf(&producers_cf, rocksdb::IteratorMode::Start) {
+        let (k, v) = item?;
+        if k.len() < 8 {
+            return Err(Error::Corrupt("malformed producer key".into()));
+        }
+        let sid = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+        let pid = String::from_utf8(k[8..].to_vec()).map_err(|_| Error::Corrupt("non-UTF-8 producer id".into()))?;
+        if let Some(s) = by_id.get(&sid) {
+            s.live.lock().producers.insert(pid, ProducerState::decode(&v)?);
+        }
+    }
+    crate::fork::recover(db, &by_id)?;
+    Ok((map, next_id))
+}
+
+fn spawn_reaper(shared: Arc<Shared>, tx: Sender<Command>) -> Result<(Sender<()>, JoinHandle<()>)> {
+    let (stop_tx, stop_rx) = channel::bounded::<()>(0);
+    let every = shared.config.expiry_interval;
+    let handle = std::thread::Builder::new()
+        .name("weir-reaper".into())
+        .spawn(move || {
+            // Returns on disconnect (the engine is stopping).
+            while let Err(channel::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(every) {
+                let now = now_ms();
+                let expired: Vec<(String, u64)> = shared
+                    .streams
+                    .read()
+                    .values()
+                    .filter(|s| s.is_expired(now))
+                    .map(|s| (s.name.to_string(), s.id))
+                    .collect();
+                for (name, id) in expired {
+                    tracing::debug!(stream = %name, "removing expired stream");
+                    let _ = tx.send(Command::Delete {
+                        name,
+                        only_id: Some(id),
+                        reply: None,
+                    });
+                }
+            }
+        })
+        .map_err(|e| Error::Storage(format!("cannot start reaper thread: {e}")))?;
+    Ok((stop_tx, handle))
+}

@@ -1,0 +1,521 @@
+//! Forks: a stream that starts as a copy of another stream's first records
+//! without copying them. A fork keeps a *lineage*, the list of (stream id,
+//! offset range) segments its inherited records live in, and stores only its
+//! own appends under its own id from the fork point on. Offsets continue the
+//! source's numbering, so a reader of the fork sees one dense offset space.
+//!
+//! Lifetime: a fork holds a reference on its direct parent. Deleting (or
+//! expiring) a stream that forks still reference *soft-deletes* it: its data
+//! stays for the forks, its name stays reserved (create answers
+//! `ConfigConflict`), and every other operation answers [`Error::Gone`]. When
+//! the last fork of a soft-deleted stream is deleted, the stream is removed
+//! for good, which in turn releases its own parent (cascading collection).
+//!
+//! Persistence, in the `forks` column family (per-stream, so a hard delete's
+//! range delete removes it): `sid ‖ 'L'` holds the link, `sid ‖ 'D'` marks a
+//! soft delete. Child counts are derived from the links on open.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rocksdb::{ReadOptions, WriteBatch, DB};
+
+use crate::batch::{self, Batch};
+use crate::clock::now_ms;
+use crate::codec::{Reader, Writer};
+use crate::commit::{Command, Committer, CreateOutcome};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::hub;
+use crate::keys::{parse_wal_key, wal_key, CF_FORKS, CF_STREAMS, CF_WAL, NEXT_ID_KEY};
+use crate::meta::{media_type, validate_name, StreamConfig, StreamMeta};
+use crate::read::read_range;
+use crate::record::Record;
+use crate::state::StreamState;
+
+/// How far into the append at the fork offset a fork reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubOffset {
+    /// Fork exactly at the offset.
+    #[default]
+    None,
+    /// Also inherit this many more records of the stored batch at the offset
+    /// (JSON streams, where one append is stored as one record per message).
+    Records(u64),
+    /// Also inherit the first this-many payload bytes of the record at the
+    /// offset, materialized as the fork's own first record (byte streams).
+    Bytes(u64),
+}
+
+impl SubOffset {
+    fn amount(self) -> u64 {
+        match self {
+            SubOffset::None => 0,
+            SubOffset::Records(n) | SubOffset::Bytes(n) => n,
+        }
+    }
+}
+
+/// A request to create `name` as a fork of `source`.
+#[derive(Debug, Clone, Default)]
+pub struct ForkRequest {
+    /// Name of the stream to fork.
+    pub source: String,
+    /// Offset to fork at (records before it are inherited); the source's tail when `None`.
+    pub offset: Option<u64>,
+    /// Reach into the append at the fork offset.
+    pub sub_offset: SubOffset,
+    /// Content type; inherited from the source when `None`, and must match its media type.
+    pub content_type: Option<String>,
+    /// Sliding TTL; when neither this nor `expires_at_ms` is given, the source's expiry is inherited.
+    pub ttl_secs: Option<u64>,
+    /// Absolute expiry in milliseconds since the Unix epoch.
+    pub expires_at_ms: Option<u64>,
+    /// Records appended to the fork right after the inherited part.
+    pub records: Vec<Record>,
+    /// Create the fork already closed.
+    pub close: bool,
+}
+
+/// One contiguous run of inherited offsets and the stream id storing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub sid: u64,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// What a fork remembers about where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForkLink {
+    pub parent_name: String,
+    pub parent_id: u64,
+    /// Inherited segments in offset order, covering `[0, own_start)` without gaps.
+    pub lineage: Vec<Segment>,
+    /// First offset stored under the fork's own id.
+    pub own_start: u64,
+    /// The fork offset as resolved at creation, and the sub-offset amount,
+    /// kept so an identical re-create is recognized as idempotent.
+    pub fork_offset: u64,
+    pub sub_amount: u64,
+}
+
+const LINK_VERSION: u8 = 1;
+
+impl ForkLink {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(LINK_VERSION)
+            .bytes(self.parent_name.as_bytes())
+            .u64(self.parent_id)
+            .u64(self.own_start)
+            .u64(self.fork_offset)
+            .u64(self.sub_amount)
+            .u64(self.lineage.len() as u64);
+        for s in &self.lineage {
+            w.u64(s.sid).u64(s.start).u64(s.end);
+        }
+        w.finish()
+    }
+
+    fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "fork link");
+        if r.u8()? != LINK_VERSION {
+            return Err(Error::Corrupt("unknown fork link version".into()));
+        }
+        let parent_name = r.string()?;
+        let parent_id = r.u64()?;
+        let own_start = r.u64()?;
+        let fork_offset = r.u64()?;
+        let sub_amount = r.u64()?;
+        let n = r.u64()?;
+        if n > 1 << 20 {
+            return Err(Error::Corrupt("fork lineage too long".into()));
+        }
+        let mut lineage = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            lineage.push(Segment {
+                sid: r.u64()?,
+                start: r.u64()?,
+                end: r.u64()?,
+            });
+        }
+        Ok(ForkLink {
+            parent_name,
+            parent_id,
+            lineage,
+            own_start,
+            fork_offset,
+            sub_amount,
+        })
+    }
+}
+
+fn link_key(sid: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..8].copy_from_slice(&sid.to_be_bytes());
+    k[8] = b'L';
+    k
+}
+
+fn dead_key(sid: u64) -> [u8; 9] {
+    let mut k = link_key(sid);
+    k[8] = b'D';
+    k
+}
+
+/// The segments a reader of `s` walks: inherited ones, then its own.
+fn segments(s: &StreamState) -> Vec<Segment> {
+    let link = s.live.lock().fork.clone();
+    match link {
+        None => vec![Segment {
+            sid: s.id,
+            start: 0,
+            end: u64::MAX,
+        }],
+        Some(l) => {
+            let mut v = l.lineage.clone();
+            v.push(Segment {
+                sid: s.id,
+                start: l.own_start,
+                end: u64::MAX,
+            });
+            v
+        }
+    }
+}
+
+/// Reads `[from, tail)` of `s` like `read_range`, following a fork's lineage
+/// into its ancestors' storage for inherited offsets.
+pub(crate) fn read_stream(db: &DB, s: &StreamState, from: u64, tail: u64, budget: usize) -> Result<Vec<Batch>> {
+    let segs = segments(s);
+    if segs.len() == 1 {
+        return read_range(db, s.id, from, tail, budget);
+    }
+    let mut out = Vec::new();
+    let mut at = from;
+    let mut used = 0usize;
+    for seg in segs {
+        if at >= tail || used >= budget {
+            break;
+        }
+        if at < seg.start || at >= seg.end {
+            continue;
+        }
+        let hi = seg.end.min(tail);
+        for b in read_range(db, seg.sid, at, hi, budget - used)? {
+            // An ancestor's batch may run past the inherited range (a fork
+            // inside a JSON append): cut it at the segment's end.
+            let b = if b.next_offset() > hi {
+                b.truncate((hi - b.first_offset()) as usize)
+            } else {
+                b
+            };
+            used += b.data_len();
+            at = b.next_offset();
+            out.push(b);
+        }
+        if at < hi {
+            break; // budget spent inside this segment
+        }
+    }
+    Ok(out)
+}
+
+/// The stored batch of `s` holding `offset`, seen from `offset` and cut at
+/// the end of the segment holding it; `None` at or past the tail.
+fn batch_at(db: &DB, s: &StreamState, offset: u64, tail: u64) -> Result<Option<Batch>> {
+    if offset >= tail {
+        return Ok(None);
+    }
+    let Some(seg) = segments(s).into_iter().find(|g| g.start <= offset && offset < g.end) else {
+        return Ok(None);
+    };
+    let cf = db
+        .cf_handle(CF_WAL)
+        .ok_or_else(|| Error::Corrupt("missing wal column family".into()))?;
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_lower_bound(wal_key(seg.sid, 0).to_vec());
+    opts.set_iterate_upper_bound(wal_key(seg.sid, seg.end.min(tail)).to_vec());
+    let mut it = db.raw_iterator_cf_opt(&cf, opts);
+    it.seek_for_prev(wal_key(seg.sid, offset));
+    let found = match (it.key(), it.value()) {
+        (Some(k), Some(v)) if it.valid() => {
+            let (_, base) = parse_wal_key(k).ok_or_else(|| Error::Corrupt("malformed wal key".into()))?;
+            Batch::decode(base, Bytes::copy_from_slice(v))?.skip_to(offset)
+        }
+        _ => None,
+    };
+    it.status()?;
+    let end = seg.end.min(tail);
+    Ok(found.map(|b| {
+        if b.next_offset() > end {
+            b.truncate((end - b.first_offset()) as usize)
+        } else {
+            b
+        }
+    }))
+}
+
+/// Whether an existing stream keeps its name from being created again: a
+/// soft-deleted stream, or an expired one that forks still read.
+pub(crate) fn pins_name(s: &StreamState, now: u64) -> bool {
+    let l = s.live.lock();
+    l.soft_deleted || (l.children > 0 && s.is_expired(now))
+}
+
+/// Called by the commit thread before a hard delete: a stream that forks
+/// still reference is soft-deleted instead. Returns whether it handled it.
+pub(crate) fn soft_delete_if_forked(c: &Committer, s: &Arc<StreamState>) -> Result<bool> {
+    let mut live = s.live.lock();
+    if live.children == 0 {
+        return Ok(false);
+    }
+    if !live.soft_deleted {
+        c.shared
+            .db
+            .put_cf_opt(&c.shared.cf(CF_FORKS), dead_key(s.id), [], &c.write_opts)?;
+        live.soft_deleted = true;
+        hub::end_all_deleted(&mut live);
+    }
+    Ok(true)
+}
+
+/// Called by the commit thread after a hard delete of `s`: drops its
+/// reference on its parent and removes a soft-deleted parent nothing reads.
+pub(crate) fn release_parent(c: &Committer, s: &StreamState) {
+    let link = s.live.lock().fork.clone();
+    let Some(link) = link else { return };
+    let parent = c.shared.streams.read().get(link.parent_name.as_str()).cloned();
+    let Some(p) = parent.filter(|p| p.id == link.parent_id) else {
+        return;
+    };
+    let collect = {
+        let mut l = p.live.lock();
+        l.children = l.children.saturating_sub(1);
+        l.children == 0 && l.soft_deleted
+    };
+    if collect {
+        if let Err(e) = c.delete(&link.parent_name, Some(p.id)) {
+            tracing::warn!(stream = %link.parent_name, error = %e, "collecting a soft-deleted stream failed");
+        }
+    }
+}
+
+/// Attaches fork links and soft-delete marks to recovered streams.
+pub(crate) fn recover(db: &DB, by_id: &HashMap<u64, Arc<StreamState>>) -> Result<()> {
+    let cf = db.cf_handle(CF_FORKS).expect("created at open");
+    for item in db.iterator_cf(&cf, rocksdb::IteratorMode::Start) {
+        let (k, v) = item?;
+        if k.len() != 9 {
+            return Err(Error::Corrupt("malformed fork key".into()));
+        }
+        let sid = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+        let Some(s) = by_id.get(&sid) else { continue };
+        match k[8] {
+            b'L' => {
+                let link = ForkLink::decode(&v)?;
+                if let Some(p) = by_id.get(&link.parent_id) {
+                    p.live.lock().children += 1;
+                }
+                let mut l = s.live.lock();
+                l.next_offset = l.next_offset.max(link.own_start);
+                l.fork = Some(Arc::new(link));
+            }
+            b'D' => s.live.lock().soft_deleted = true,
+            _ => return Err(Error::Corrupt("unknown fork key kind".into())),
+        }
+    }
+    Ok(())
+}
+
+/// Runs on the commit thread: validates and writes a fork in one batch.
+pub(crate) fn create_fork(c: &mut Committer, name: &str, req: ForkRequest) -> Result<CreateOutcome> {
+    let now = now_ms();
+    let source = c
+        .shared
+        .streams
+        .read()
+        .get(req.source.as_str())
+        .cloned()
+        .filter(|s| !s.is_expired(now))
+        .ok_or(Error::NotFound)?;
+    let (src_tail, src_dead) = {
+        let l = source.live.lock();
+        (l.next_offset, l.soft_deleted)
+    };
+    if src_dead {
+        return Err(Error::ConfigConflict);
+    }
+    let content_type = req
+        .content_type
+        .clone()
+        .unwrap_or_else(|| source.config.content_type.clone());
+    if media_type(&content_type) != media_type(&source.config.content_type) {
+        return Err(Error::ConfigConflict);
+    }
+    let (ttl_secs, expires_at_ms) = if req.ttl_secs.is_none() && req.expires_at_ms.is_none() {
+        (source.config.ttl_secs, source.config.expires_at_ms)
+    } else {
+        (req.ttl_secs, req.expires_at_ms)
+    };
+    let config = StreamConfig {
+        content_type,
+        ttl_secs,
+        expires_at_ms,
+    };
+    config.validate()?;
+    let offset = req.offset.unwrap_or(src_tail);
+    if offset > src_tail {
+        return Err(Error::Invalid(format!(
+            "fork offset {offset} is beyond the source's tail {src_tail}"
+        )));
+    }
+
+    let existing = c.shared.streams.read().get(name).cloned();
+    if let Some(t) = existing {
+        if pins_name(&t, now) {
+            return Err(Error::ConfigConflict);
+        }
+        if !t.is_expired(now) {
+            let link = t.live.lock().fork.clone();
+            let same = link.is_some_and(|l| {
+                l.parent_id == source.id
+                    && req.offset.is_none_or(|o| o == l.fork_offset)
+                    && l.sub_amount == req.sub_offset.amount()
+            });
+            if !same || t.config != config {
+                return Err(Error::ConfigConflict);
+            }
+            return Ok(CreateOutcome {
+                created: false,
+                info: t.info(),
+            });
+        }
+        c.delete(name, Some(t.id))?;
+    }
+
+    // Resolve the sub-offset into the inherited end and an optional
+    // materialized partial record.
+    let (inherit_end, partial) = match req.sub_offset {
+        SubOffset::None | SubOffset::Records(0) | SubOffset::Bytes(0) => (offset, None),
+        SubOffset::Records(n) => {
+            let b = batch_at(&c.shared.db, &source, offset, src_tail)?
+                .ok_or_else(|| Error::Invalid("sub-offset past the source's tail".into()))?;
+            if n > b.len() as u64 {
+                return Err(Error::Invalid(format!(
+                    "sub-offset {n} exceeds the {} messages of the append",
+                    b.len()
+                )));
+            }
+            (offset + n, None)
+        }
+        SubOffset::Bytes(n) => {
+            let b = batch_at(&c.shared.db, &source, offset, src_tail)?
+                .ok_or_else(|| Error::Invalid("sub-offset past the source's tail".into()))?;
+            let r = b.get(0).expect("engine batches are never empty");
+            if n > r.payload.len() as u64 {
+                return Err(Error::Invalid(format!(
+                    "sub-offset {n} exceeds the {} bytes of the append",
+                    r.payload.len()
+                )));
+            }
+            let rec = Record {
+                key: r.key.map(Bytes::copy_from_slice),
+                payload: Bytes::copy_from_slice(&r.payload[..n as usize]),
+            };
+            (offset, Some(rec))
+        }
+    };
+
+    let lineage: Vec<Segment> = segments(&source)
+        .into_iter()
+        .filter(|g| g.start < inherit_end)
+        .map(|g| Segment {
+            end: g.end.min(inherit_end),
+            ..g
+        })
+        .collect();
+    let id = c.next_id;
+    let link = ForkLink {
+        parent_name: req.source.clone(),
+        parent_id: source.id,
+        lineage,
+        own_start: inherit_end,
+        fork_offset: offset,
+        sub_amount: req.sub_offset.amount(),
+    };
+    let meta = StreamMeta {
+        id,
+        config,
+        created_at_ms: now,
+        closed: req.close,
+        last_stream_seq: None,
+    };
+    let mut wb = WriteBatch::default();
+    wb.put_cf(&c.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
+    wb.put_cf(&c.shared.cf(CF_STREAMS), NEXT_ID_KEY, (id + 1).to_le_bytes());
+    wb.put_cf(&c.shared.cf(CF_FORKS), link_key(id), link.encode());
+    let mut next = inherit_end;
+    if let Some(rec) = partial {
+        wb.put_cf(&c.shared.cf(CF_WAL), wal_key(id, next), batch::encode(&[rec], now));
+        next += 1;
+    }
+    if !req.records.is_empty() {
+        wb.put_cf(&c.shared.cf(CF_WAL), wal_key(id, next), batch::encode(&req.records, now));
+        next += req.records.len() as u64;
+    }
+    c.shared.db.write_opt(wb, &c.write_opts)?;
+    c.next_id = id + 1;
+    let state = Arc::new(StreamState::new(name, meta, next, now));
+    state.live.lock().fork = Some(Arc::new(link));
+    source.live.lock().children += 1;
+    let info = state.info();
+    c.shared.streams.write().insert(Arc::clone(&state.name), state);
+    Ok(CreateOutcome { created: true, info })
+}
+
+impl Engine {
+    /// Creates `name` as a fork of `req.source`, or confirms an identical
+    /// fork exists (`created == false`). A different existing stream, a
+    /// content-type mismatch or a soft-deleted source is
+    /// [`Error::ConfigConflict`]; a fork offset or sub-offset past the
+    /// source's data is [`Error::Invalid`].
+    pub async fn fork_stream(&self, name: &str, req: ForkRequest) -> Result<CreateOutcome> {
+        validate_name(name)?;
+        validate_name(&req.source)?;
+        self.validate_records(&req.records)?;
+        let rx = self.submit(|reply| Command::Fork {
+            name: name.to_string(),
+            req,
+            reply,
+        });
+        Self::wait(rx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_round_trips() {
+        let l = ForkLink {
+            parent_name: "a/b".into(),
+            parent_id: 3,
+            lineage: vec![
+                Segment { sid: 1, start: 0, end: 4 },
+                Segment { sid: 3, start: 4, end: 9 },
+            ],
+            own_start: 9,
+            fork_offset: 8,
+            sub_amount: 1,
+        };
+        assert_eq!(ForkLink::decode(&l.encode()).unwrap(), l);
+        let enc = l.encode();
+        for cut in 0..enc.len() {
+            assert!(ForkLink::decode(&enc[..cut]).is_err());
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! # weir-storage
+//!
+//! Weir's embeddable engine: named, durable streams of key-value records on
+//! RocksDB. Appends go through one commit thread that groups concurrent
+//! requests into one `WriteBatch` and one fsync; reads slice stored batches
+//! without re-encoding; followers get every record after a fence offset
+//! exactly once, first from storage and then live. No sockets here: the
+//! network doors live in `weir-net`.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use weir_storage::{AppendRequest, Engine, EngineConfig, FollowFrom, Record, StreamConfig};
+//!
+//! # fn main() -> Result<(), weir_storage::Error> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let engine = Engine::open(dir.path(), EngineConfig::default())?;
+//! engine.create_stream("orders", StreamConfig::new("application/json"))?;
+//!
+//! let res = engine.append("orders", AppendRequest {
+//!     records: vec![Record::keyed("order-1", r#"{"total":3}"#), Record::new(r#"{"total":5}"#)],
+//!     ..Default::default()
+//! })?;
+//! assert_eq!((res.first_offset, res.next_offset), (0, 2));
+//!
+//! let read = engine.read("orders", 1, 1 << 20)?;
+//! assert_eq!(read.batches[0].get(0).unwrap().payload, br#"{"total":5}"#);
+//!
+//! // Follow from the start: the two stored records, then live appends.
+//! let mut follower = engine.follow("orders", FollowFrom::Start)?;
+//! engine.append("orders", AppendRequest { records: vec![Record::new("{}")], ..Default::default() })?;
+//! futures::executor::block_on(async {
+//!     let mut seen = 0;
+//!     while seen < 3 {
+//!         seen += follower.next().await.unwrap()?.len();
+//!     }
+//!     Ok::<_, weir_storage::Error>(())
+//! })?;
+//! # Ok(()) }
+//! ```
+
+mod batch;
+mod clock;
+mod codec;
+mod commit;
+mod config;
+mod engine;
+mod error;
+mod follow;
+mod fork;
+mod hub;
+mod keys;
+mod meta;
+mod producer;
+mod read;
+mod record;
+mod state;
+
+pub use batch::Batch;
+pub use clock::now_ms;
+pub use commit::{AppendRequest, AppendResult, CreateOutcome};
+pub use config::{Durability, EngineConfig, MAX_NAME_LEN};
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use follow::{FollowFrom, Follower};
+pub use fork::{ForkRequest, SubOffset};
+pub use keys::ALL_CFS;
+pub use meta::{media_type, StreamConfig, StreamInfo};
+pub use producer::ProducerTag;
+pub use read::ReadResult;
+pub use record::{Record, RecordRef};
