@@ -84,11 +84,15 @@ def main():
             print(f"| {group} | {p} | {cells[0]} | {cells[1]} |")
 
     print()
-    print("| parameters | engine/raw_scan |")
-    print("| --- | ---: |")
+    print("| parameters | engine/raw_scan | engine/raw_scan_copy |")
+    print("| --- | ---: | ---: |")
     for (g, f, p), (rate, _, _) in sorted(res.items()):
-        if g == "read_catchup" and f == "engine" and (g, "raw_scan", p) in res:
-            print(f"| {p} | {rate / res[(g, 'raw_scan', p)][0]:.2f} |")
+        if g == "read_catchup" and f == "engine":
+            cells = []
+            for raw in ("raw_scan", "raw_scan_copy"):
+                ref = res.get((g, raw, p))
+                cells.append(f"{rate / ref[0]:.2f}" if ref else "–")
+            print(f"| {p} | {cells[0]} | {cells[1]} |")
 
     print()
     print("| mode | parameters | concurrent records/s | serial records/s | speed-up |")

@@ -37,4 +37,13 @@ pub struct ServeArgs {
     /// Log format: `human` or `json`.
     #[arg(long, env = "WEIR_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Address of the HTTP door (Durable Streams protocol), default 127.0.0.1:4437.
+    #[arg(long, env = "WEIR_HTTP_ADDR")]
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// How long an HTTP long-poll read waits for data, in milliseconds (default 30000).
+    #[arg(long, env = "WEIR_LONG_POLL_TIMEOUT_MS")]
+    pub long_poll_timeout_ms: Option<u64>,
+    /// Largest HTTP append body in bytes; larger ones get 413 (default 10 MiB).
+    #[arg(long, env = "WEIR_MAX_APPEND_BYTES")]
+    pub max_append_bytes: Option<usize>,
 }

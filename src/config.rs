@@ -2,10 +2,13 @@
 //! environment variables and flags. Sections are per concern so that each
 //! network door adds its own (`[http]`, later `[quic]`, `[websocket]`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use weir_net::http::HttpConfig;
 use weir_storage::{Durability, EngineConfig};
 
 use crate::cli::ServeArgs;
@@ -33,6 +36,31 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Storage engine tunables.
     pub storage: StorageSection,
+    /// The HTTP door.
+    pub http: HttpSection,
+}
+
+/// `[http]`: the Durable Streams HTTP door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Long-poll wait in milliseconds.
+    pub long_poll_timeout_ms: u64,
+    /// Largest append body in bytes.
+    pub max_append_bytes: usize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let h = HttpConfig::default();
+        HttpSection {
+            addr: SocketAddr::from(([127, 0, 0, 1], 4437)),
+            long_poll_timeout_ms: h.long_poll_timeout.as_millis() as u64,
+            max_append_bytes: h.max_append_bytes,
+        }
+    }
 }
 
 /// `[storage]`: engine tunables.
@@ -54,6 +82,7 @@ impl Default for Config {
             durability: "sync".into(),
             log_format: LogFormat::Human,
             storage: StorageSection::default(),
+            http: HttpSection::default(),
         }
     }
 }
@@ -89,18 +118,39 @@ impl Config {
                 other => bail!("unknown log format {other:?}; expected \"human\" or \"json\""),
             };
         }
+        if let Some(a) = args.http_addr {
+            c.http.addr = a;
+        }
+        if let Some(t) = args.long_poll_timeout_ms {
+            c.http.long_poll_timeout_ms = t;
+        }
+        if let Some(m) = args.max_append_bytes {
+            c.http.max_append_bytes = m;
+        }
         c.durability()?;
         Ok(c)
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
     }
 
     /// The parsed durability mode.
     pub fn durability(&self) -> anyhow::Result<Durability> {
-        self.durability.parse().map_err(|e: String| anyhow::anyhow!(e))
+        self.durability
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))
+    }
+
+    /// The HTTP door configuration this config describes.
+    pub fn http_config(&self) -> HttpConfig {
+        HttpConfig {
+            long_poll_timeout: Duration::from_millis(self.http.long_poll_timeout_ms),
+            max_append_bytes: self.http.max_append_bytes,
+            ..HttpConfig::default()
+        }
     }
 
     /// The storage engine configuration this config describes.

@@ -3,6 +3,7 @@
 //! close RocksDB).
 
 use anyhow::Context;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use weir_storage::Engine;
 
 use crate::config::Config;
@@ -14,42 +15,59 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let engine = Engine::open(&config.data_dir, engine_config)
         .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
-    tracing::info!(
-        data_dir = %config.data_dir.display(),
-        durability = %config.durability,
-        streams = engine.list_streams(None, usize::MAX).len(),
-        "weir storage engine open"
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("weir-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested; draining");
+    let served = runtime.block_on(async {
+        // Handlers are installed before readiness is announced, so a signal
+        // sent right after the announcement is always handled gracefully.
+        let signals = Signals::install()?;
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            durability = %config.durability,
+            streams = engine.list_streams(None, usize::MAX).len(),
+            "weir storage engine open"
+        );
+        let listener = tokio::net::TcpListener::bind(config.http.addr)
+            .await
+            .with_context(|| format!("binding the HTTP door to {}", config.http.addr))?;
+        tracing::info!(addr = %listener.local_addr()?, "HTTP door listening (Durable Streams at /v1/stream/)");
+        let stop = async {
+            signals.recv().await;
+            tracing::info!("shutdown requested; draining");
+        };
+        weir_net::http::serve(engine.clone(), config.http_config(), listener, stop)
+            .await
+            .context("serving HTTP")
     });
     engine.shutdown();
     drop(engine);
+    served?;
     tracing::info!("weir stopped cleanly");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await
-            }
+/// SIGINT and SIGTERM, registered together.
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// Resolves on the first of either signal.
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

@@ -11,6 +11,7 @@ fn start(data_dir: &std::path::Path, extra: &[&str]) -> (Child, mpsc::Receiver<S
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
+        .args(["--http-addr", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -63,7 +64,51 @@ fn serves_and_stops_cleanly_on_sigterm_and_sigint() {
         assert!(status.success(), "exit status after SIG{sig}: {status}");
         wait_for(&rx, "weir stopped cleanly");
     }
-    assert!(dir.path().join("CURRENT").exists(), "RocksDB files in the data directory");
+    assert!(
+        dir.path().join("CURRENT").exists(),
+        "RocksDB files in the data directory"
+    );
+}
+
+/// The bound address printed in the "HTTP door listening" line.
+fn http_addr(lines: &[String]) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("HTTP door listening"))
+        .expect("listening line");
+    let at = line.find("addr=").expect("addr field") + 5;
+    line[at..].split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn the_http_door_serves_and_data_survives_a_restart() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let request = |addr: &str, head: &str, body: &str| -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "{head}\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let (mut child, rx) = start(dir.path(), &[]);
+    let addr = http_addr(&wait_for(&rx, "HTTP door listening"));
+    let created = request(&addr, "PUT /v1/stream/smoke HTTP/1.1", "");
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let appended = request(&addr, "POST /v1/stream/smoke HTTP/1.1", "hello");
+    assert!(appended.starts_with("HTTP/1.1 2"), "{appended}");
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+
+    let (mut child, rx) = start(dir.path(), &[]);
+    let addr = http_addr(&wait_for(&rx, "HTTP door listening"));
+    let read = request(&addr, "GET /v1/stream/smoke?offset=-1 HTTP/1.1", "");
+    assert!(
+        read.starts_with("HTTP/1.1 200") && read.ends_with("hello"),
+        "{read}"
+    );
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
 }
 
 #[test]
@@ -72,7 +117,10 @@ fn json_logs_are_json_lines() {
     let (mut child, rx) = start(dir.path(), &["--log-format", "json"]);
     let lines = wait_for(&rx, "weir storage engine open");
     let line = lines.last().unwrap();
-    assert!(line.starts_with('{') && line.ends_with('}'), "not JSON: {line}");
+    assert!(
+        line.starts_with('{') && line.ends_with('}'),
+        "not JSON: {line}"
+    );
     signal(&child, "TERM");
     assert!(child.wait().unwrap().success());
 }

@@ -12,7 +12,9 @@ use weir_net::http::{serve, HttpConfig};
 use weir_storage::{Engine, EngineConfig};
 
 fn usage() -> ! {
-    eprintln!("usage: http_server --data-dir DIR [--addr 127.0.0.1:4437] [--long-poll-timeout-ms MS]");
+    eprintln!(
+        "usage: http_server --data-dir DIR [--addr 127.0.0.1:4437] [--long-poll-timeout-ms MS]"
+    );
     std::process::exit(2);
 }
 
@@ -49,7 +51,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("listening on http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(addr));
+    eprintln!(
+        "listening on http://{}",
+        listener.local_addr().map(|a| a.to_string()).unwrap_or(addr)
+    );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -31,7 +31,10 @@ async fn long_poll_wakes_on_append() {
     assert_eq!(r.text(), "new");
     assert_eq!(r.header("stream-up-to-date"), Some("true"));
     assert!(r.header("stream-cursor").is_some());
-    assert!(started.elapsed() < Duration::from_secs(10), "woken by the append, not the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by the append, not the timeout"
+    );
 }
 
 #[tokio::test]
@@ -45,22 +48,34 @@ async fn long_poll_times_out_with_204() {
     let r = s.get("/v1/stream/lp?offset=now&live=long-poll").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.header("stream-up-to-date"), Some("true"));
-    assert_eq!(r.header("stream-next-offset"), Some("0000000000000000_0000000000000000"));
+    assert_eq!(
+        r.header("stream-next-offset"),
+        Some("0000000000000000_0000000000000000")
+    );
 }
 
 #[tokio::test]
 async fn sse_delivers_catch_up_then_live() {
     let s = Server::start(HttpConfig::default()).await;
-    s.send(Method::PUT, "/v1/stream/e", TEXT, "line1\nline2").await;
-    let read = s.sse_until("/v1/stream/e?offset=-1&live=sse", "live-data", Duration::from_secs(5));
+    s.send(Method::PUT, "/v1/stream/e", TEXT, "line1\nline2")
+        .await;
+    let read = s.sse_until(
+        "/v1/stream/e?offset=-1&live=sse",
+        "live-data",
+        Duration::from_secs(5),
+    );
     let append = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        s.send(Method::POST, "/v1/stream/e", TEXT, "live-data").await
+        s.send(Method::POST, "/v1/stream/e", TEXT, "live-data")
+            .await
     };
     let ((status, headers, text), _) = tokio::join!(read, append);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers.get("content-type").unwrap(), "text/event-stream");
-    assert!(text.contains("event: data\ndata:line1\ndata:line2\n\n"), "{text}");
+    assert!(
+        text.contains("event: data\ndata:line1\ndata:line2\n\n"),
+        "{text}"
+    );
     assert!(text.contains("event: control\ndata:{"), "{text}");
     assert!(text.contains("\"upToDate\":true"), "{text}");
     assert!(text.contains("data:live-data"), "{text}");
@@ -69,10 +84,27 @@ async fn sse_delivers_catch_up_then_live() {
 #[tokio::test]
 async fn sse_base64_for_binary_and_closed_end() {
     let s = Server::start(HttpConfig::default()).await;
-    s.send(Method::PUT, "/v1/stream/b", &[("content-type", "application/octet-stream")], vec![0u8, 10, 13, 255])
+    s.send(
+        Method::PUT,
+        "/v1/stream/b",
+        &[("content-type", "application/octet-stream")],
+        vec![0u8, 10, 13, 255],
+    )
+    .await;
+    s.send(
+        Method::POST,
+        "/v1/stream/b",
+        &[("stream-closed", "true")],
+        "",
+    )
+    .await;
+    let (status, headers, text) = s
+        .sse_until(
+            "/v1/stream/b?offset=-1&live=sse",
+            "streamClosed",
+            Duration::from_secs(5),
+        )
         .await;
-    s.send(Method::POST, "/v1/stream/b", &[("stream-closed", "true")], "").await;
-    let (status, headers, text) = s.sse_until("/v1/stream/b?offset=-1&live=sse", "streamClosed", Duration::from_secs(5)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers.get("stream-sse-data-encoding").unwrap(), "base64");
     assert!(text.contains("data:AAoN/w=="), "{text}");

@@ -88,7 +88,8 @@ impl<'a> Reader<'a> {
     /// Reads a length-prefixed UTF-8 string.
     pub fn string(&mut self) -> Result<String> {
         let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| Error::Corrupt(format!("non-UTF-8 {}", self.what)))
+        String::from_utf8(b.to_vec())
+            .map_err(|_| Error::Corrupt(format!("non-UTF-8 {}", self.what)))
     }
     /// Reads an optional u64.
     pub fn opt_u64(&mut self) -> Result<Option<u64>> {
@@ -115,7 +116,11 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_truncation() {
         let mut w = Writer::new();
-        w.u8(3).u64(9).bytes(b"abc").opt_u64(None).opt_bytes(Some(b"z"));
+        w.u8(3)
+            .u64(9)
+            .bytes(b"abc")
+            .opt_u64(None)
+            .opt_bytes(Some(b"z"));
         let v = w.finish();
         let mut r = Reader::new(&v, "test");
         assert_eq!(r.u8().unwrap(), 3);

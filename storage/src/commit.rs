@@ -20,7 +20,10 @@ use crate::config::Durability;
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::hub;
-use crate::keys::{producer_key, stream_range, wal_key, CF_PRODUCERS, CF_STREAMS, CF_WAL, NEXT_ID_KEY, PER_STREAM_CFS};
+use crate::keys::{
+    producer_key, stream_range, wal_key, CF_PRODUCERS, CF_STREAMS, CF_WAL, NEXT_ID_KEY,
+    PER_STREAM_CFS,
+};
 use crate::meta::{media_type, StreamConfig, StreamInfo, StreamMeta};
 use crate::producer::{self, ProducerCheck, ProducerState, ProducerTag};
 use crate::record::Record;
@@ -187,7 +190,12 @@ impl Committer {
         }
     }
 
-    fn stage_append(&self, g: &mut Group, stream: &Arc<StreamState>, req: AppendRequest) -> Result<AppendResult> {
+    fn stage_append(
+        &self,
+        g: &mut Group,
+        stream: &Arc<StreamState>,
+        req: AppendRequest,
+    ) -> Result<AppendResult> {
         let st = match g.staged.entry(stream.id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -281,7 +289,11 @@ impl Committer {
                 last_first_offset: first,
                 last_next_offset: st.next_offset,
             };
-            g.wb.put_cf(&self.shared.cf(CF_PRODUCERS), producer_key(stream.id, &tag.id), state.encode());
+            g.wb.put_cf(
+                &self.shared.cf(CF_PRODUCERS),
+                producer_key(stream.id, &tag.id),
+                state.encode(),
+            );
             st.producers.insert(tag.id.clone(), state);
             producer_out = Some((tag.epoch, tag.seq));
         }
@@ -302,13 +314,19 @@ impl Committer {
             let st = &g.staged[id];
             if st.meta_dirty {
                 let meta = st.stream.meta(st.closed, st.last_stream_seq.clone());
-                g.wb.put_cf(&self.shared.cf(CF_STREAMS), st.stream.name.as_bytes(), meta.encode());
+                g.wb.put_cf(
+                    &self.shared.cf(CF_STREAMS),
+                    st.stream.name.as_bytes(),
+                    meta.encode(),
+                );
             }
         }
         let written = if g.wb.is_empty() {
             Ok(())
         } else {
-            self.shared.db.write_opt(std::mem::take(&mut g.wb), &self.write_opts)
+            self.shared
+                .db
+                .write_opt(std::mem::take(&mut g.wb), &self.write_opts)
         };
         match written {
             Ok(()) => {
@@ -338,7 +356,13 @@ impl Committer {
         }
     }
 
-    fn create(&mut self, name: &str, config: StreamConfig, records: Vec<Record>, close: bool) -> Result<CreateOutcome> {
+    fn create(
+        &mut self,
+        name: &str,
+        config: StreamConfig,
+        records: Vec<Record>,
+        close: bool,
+    ) -> Result<CreateOutcome> {
         let now = now_ms();
         let existing = self.shared.streams.read().get(name).cloned();
         if let Some(s) = existing {
@@ -366,17 +390,31 @@ impl Committer {
         };
         let mut wb = WriteBatch::default();
         wb.put_cf(&self.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
-        wb.put_cf(&self.shared.cf(CF_STREAMS), NEXT_ID_KEY, (id + 1).to_le_bytes());
+        wb.put_cf(
+            &self.shared.cf(CF_STREAMS),
+            NEXT_ID_KEY,
+            (id + 1).to_le_bytes(),
+        );
         let n = records.len() as u64;
         if n > 0 {
-            wb.put_cf(&self.shared.cf(CF_WAL), wal_key(id, 0), batch::encode(&records, now));
+            wb.put_cf(
+                &self.shared.cf(CF_WAL),
+                wal_key(id, 0),
+                batch::encode(&records, now),
+            );
         }
         self.shared.db.write_opt(wb, &self.write_opts)?;
         self.next_id = id + 1;
         let state = Arc::new(StreamState::new(name, meta, n, now));
         let info = state.info();
-        self.shared.streams.write().insert(Arc::clone(&state.name), state);
-        Ok(CreateOutcome { created: true, info })
+        self.shared
+            .streams
+            .write()
+            .insert(Arc::clone(&state.name), state);
+        Ok(CreateOutcome {
+            created: true,
+            info,
+        })
     }
 
     pub(crate) fn delete(&self, name: &str, only_id: Option<u64>) -> Result<()> {

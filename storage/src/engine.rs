@@ -11,7 +11,9 @@ use std::thread::JoinHandle;
 use crossbeam::channel::{self, Sender};
 use futures::channel::oneshot;
 use parking_lot::{Mutex, RwLock};
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB,
+};
 
 use crate::clock::now_ms;
 use crate::commit::{AppendRequest, AppendResult, Command, Committer, CreateOutcome};
@@ -34,7 +36,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db.cf_handle(name).expect("column families are created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
     }
 }
 
@@ -116,7 +120,10 @@ impl Engine {
         stop(&self.inner.tx, &self.inner.threads);
     }
 
-    pub(crate) fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> oneshot::Receiver<Result<T>> {
+    pub(crate) fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> oneshot::Receiver<Result<T>> {
         let (reply, rx) = oneshot::channel();
         // A send error drops the command and its reply sender, which the
         // receiver reports as cancelled: shut down.
@@ -228,7 +235,9 @@ impl Engine {
         }
         for r in records {
             if r.key.as_ref().is_some_and(|k| k.len() > max) {
-                return Err(Error::Invalid(format!("record key longer than {max} bytes")));
+                return Err(Error::Invalid(format!(
+                    "record key longer than {max} bytes"
+                )));
             }
         }
         Ok(())
@@ -338,7 +347,8 @@ fn recover(db: &DB) -> Result<Recovered> {
             next_id = next_id.max(u64::from_le_bytes(b));
             continue;
         }
-        let name = std::str::from_utf8(&k).map_err(|_| Error::Corrupt("non-UTF-8 stream name".into()))?;
+        let name =
+            std::str::from_utf8(&k).map_err(|_| Error::Corrupt("non-UTF-8 stream name".into()))?;
         let meta = StreamMeta::decode(&v)?;
         next_id = next_id.max(meta.id + 1);
         let tail = recover_tail(db, meta.id)?;
@@ -353,9 +363,13 @@ fn recover(db: &DB) -> Result<Recovered> {
             return Err(Error::Corrupt("malformed producer key".into()));
         }
         let sid = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
-        let pid = String::from_utf8(k[8..].to_vec()).map_err(|_| Error::Corrupt("non-UTF-8 producer id".into()))?;
+        let pid = String::from_utf8(k[8..].to_vec())
+            .map_err(|_| Error::Corrupt("non-UTF-8 producer id".into()))?;
         if let Some(s) = by_id.get(&sid) {
-            s.live.lock().producers.insert(pid, ProducerState::decode(&v)?);
+            s.live
+                .lock()
+                .producers
+                .insert(pid, ProducerState::decode(&v)?);
         }
     }
     crate::fork::recover(db, &by_id)?;

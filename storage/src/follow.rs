@@ -52,7 +52,11 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub(crate) fn new(shared: Arc<Shared>, stream: Arc<StreamState>, from: FollowFrom) -> Result<Self> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        stream: Arc<StreamState>,
+        from: FollowFrom,
+    ) -> Result<Self> {
         let tail = stream.live.lock().next_offset;
         let fence = match from {
             FollowFrom::Start => 0,
@@ -103,7 +107,8 @@ impl Follower {
         }
         if self.next < tail {
             let budget = self.shared.config.follower_read_bytes;
-            let batches = crate::fork::read_stream(&self.shared.db, &self.stream, self.next, tail, budget)?;
+            let batches =
+                crate::fork::read_stream(&self.shared.db, &self.stream, self.next, tail, budget)?;
             self.stream.touch(now_ms());
             for b in batches {
                 self.next = b.next_offset();
@@ -155,7 +160,9 @@ impl Stream for Follower {
             };
             let mut got = false;
             while let Some(b) = sub.queue.pop() {
-                let Some(b) = b.skip_to(this.next) else { continue };
+                let Some(b) = b.skip_to(this.next) else {
+                    continue;
+                };
                 if b.first_offset() != this.next {
                     // Cannot happen while the fence holds; recover from storage anyway.
                     tracing::warn!(stream = %this.stream.name, "live gap; resuming from storage");
@@ -190,7 +197,8 @@ impl Stream for Follower {
                 End::Open => {}
             }
             sub.waker.register(cx.waker());
-            if !sub.queue.is_empty() || sub.lagged.load(Ordering::Acquire) || sub.end() != End::Open {
+            if !sub.queue.is_empty() || sub.lagged.load(Ordering::Acquire) || sub.end() != End::Open
+            {
                 continue;
             }
             return Poll::Pending;

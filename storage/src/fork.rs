@@ -188,7 +188,13 @@ fn segments(s: &StreamState) -> Vec<Segment> {
 
 /// Reads `[from, tail)` of `s` like `read_range`, following a fork's lineage
 /// into its ancestors' storage for inherited offsets.
-pub(crate) fn read_stream(db: &DB, s: &StreamState, from: u64, tail: u64, budget: usize) -> Result<Vec<Batch>> {
+pub(crate) fn read_stream(
+    db: &DB,
+    s: &StreamState,
+    from: u64,
+    tail: u64,
+    budget: usize,
+) -> Result<Vec<Batch>> {
     let segs = segments(s);
     if segs.len() == 1 {
         return read_range(db, s.id, from, tail, budget);
@@ -229,7 +235,10 @@ fn batch_at(db: &DB, s: &StreamState, offset: u64, tail: u64) -> Result<Option<B
     if offset >= tail {
         return Ok(None);
     }
-    let Some(seg) = segments(s).into_iter().find(|g| g.start <= offset && offset < g.end) else {
+    let Some(seg) = segments(s)
+        .into_iter()
+        .find(|g| g.start <= offset && offset < g.end)
+    else {
         return Ok(None);
     };
     let cf = db
@@ -242,7 +251,8 @@ fn batch_at(db: &DB, s: &StreamState, offset: u64, tail: u64) -> Result<Option<B
     it.seek_for_prev(wal_key(seg.sid, offset));
     let found = match (it.key(), it.value()) {
         (Some(k), Some(v)) if it.valid() => {
-            let (_, base) = parse_wal_key(k).ok_or_else(|| Error::Corrupt("malformed wal key".into()))?;
+            let (_, base) =
+                parse_wal_key(k).ok_or_else(|| Error::Corrupt("malformed wal key".into()))?;
             Batch::decode(base, Bytes::copy_from_slice(v))?.skip_to(offset)
         }
         _ => None,
@@ -287,7 +297,12 @@ pub(crate) fn soft_delete_if_forked(c: &Committer, s: &Arc<StreamState>) -> Resu
 pub(crate) fn release_parent(c: &Committer, s: &StreamState) {
     let link = s.live.lock().fork.clone();
     let Some(link) = link else { return };
-    let parent = c.shared.streams.read().get(link.parent_name.as_str()).cloned();
+    let parent = c
+        .shared
+        .streams
+        .read()
+        .get(link.parent_name.as_str())
+        .cloned();
     let Some(p) = parent.filter(|p| p.id == link.parent_id) else {
         return;
     };
@@ -331,7 +346,11 @@ pub(crate) fn recover(db: &DB, by_id: &HashMap<u64, Arc<StreamState>>) -> Result
 }
 
 /// Runs on the commit thread: validates and writes a fork in one batch.
-pub(crate) fn create_fork(c: &mut Committer, name: &str, req: ForkRequest) -> Result<CreateOutcome> {
+pub(crate) fn create_fork(
+    c: &mut Committer,
+    name: &str,
+    req: ForkRequest,
+) -> Result<CreateOutcome> {
     let now = now_ms();
     let source = c
         .shared
@@ -455,15 +474,27 @@ pub(crate) fn create_fork(c: &mut Committer, name: &str, req: ForkRequest) -> Re
     };
     let mut wb = WriteBatch::default();
     wb.put_cf(&c.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
-    wb.put_cf(&c.shared.cf(CF_STREAMS), NEXT_ID_KEY, (id + 1).to_le_bytes());
+    wb.put_cf(
+        &c.shared.cf(CF_STREAMS),
+        NEXT_ID_KEY,
+        (id + 1).to_le_bytes(),
+    );
     wb.put_cf(&c.shared.cf(CF_FORKS), link_key(id), link.encode());
     let mut next = inherit_end;
     if let Some(rec) = partial {
-        wb.put_cf(&c.shared.cf(CF_WAL), wal_key(id, next), batch::encode(&[rec], now));
+        wb.put_cf(
+            &c.shared.cf(CF_WAL),
+            wal_key(id, next),
+            batch::encode(&[rec], now),
+        );
         next += 1;
     }
     if !req.records.is_empty() {
-        wb.put_cf(&c.shared.cf(CF_WAL), wal_key(id, next), batch::encode(&req.records, now));
+        wb.put_cf(
+            &c.shared.cf(CF_WAL),
+            wal_key(id, next),
+            batch::encode(&req.records, now),
+        );
         next += req.records.len() as u64;
     }
     c.shared.db.write_opt(wb, &c.write_opts)?;
@@ -472,8 +503,14 @@ pub(crate) fn create_fork(c: &mut Committer, name: &str, req: ForkRequest) -> Re
     state.live.lock().fork = Some(Arc::new(link));
     source.live.lock().children += 1;
     let info = state.info();
-    c.shared.streams.write().insert(Arc::clone(&state.name), state);
-    Ok(CreateOutcome { created: true, info })
+    c.shared
+        .streams
+        .write()
+        .insert(Arc::clone(&state.name), state);
+    Ok(CreateOutcome {
+        created: true,
+        info,
+    })
 }
 
 impl Engine {
@@ -505,8 +542,16 @@ mod tests {
             parent_name: "a/b".into(),
             parent_id: 3,
             lineage: vec![
-                Segment { sid: 1, start: 0, end: 4 },
-                Segment { sid: 3, start: 4, end: 9 },
+                Segment {
+                    sid: 1,
+                    start: 0,
+                    end: 4,
+                },
+                Segment {
+                    sid: 3,
+                    start: 4,
+                    end: 9,
+                },
             ],
             own_start: 9,
             fork_offset: 8,

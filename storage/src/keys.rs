@@ -19,10 +19,25 @@ pub const CF_TEMPLATES: &str = "templates";
 pub const CF_FORKS: &str = "forks";
 
 /// Every column family, in creation order.
-pub const ALL_CFS: [&str; 7] = [CF_STREAMS, CF_WAL, CF_PRODUCERS, CF_KV, CF_TOUCH, CF_TEMPLATES, CF_FORKS];
+pub const ALL_CFS: [&str; 7] = [
+    CF_STREAMS,
+    CF_WAL,
+    CF_PRODUCERS,
+    CF_KV,
+    CF_TOUCH,
+    CF_TEMPLATES,
+    CF_FORKS,
+];
 
 /// Column families whose keys start with the 8-byte stream id.
-pub const PER_STREAM_CFS: [&str; 6] = [CF_WAL, CF_PRODUCERS, CF_KV, CF_TOUCH, CF_TEMPLATES, CF_FORKS];
+pub const PER_STREAM_CFS: [&str; 6] = [
+    CF_WAL,
+    CF_PRODUCERS,
+    CF_KV,
+    CF_TOUCH,
+    CF_TEMPLATES,
+    CF_FORKS,
+];
 
 /// Key in `streams` holding the next stream id to allocate. Stream names may
 /// not contain NUL, so this key never collides with one.

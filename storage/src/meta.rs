@@ -166,7 +166,10 @@ mod tests {
 
     #[test]
     fn media_type_ignores_case_and_parameters() {
-        assert_eq!(media_type("Application/JSON; charset=utf-8"), "application/json");
+        assert_eq!(
+            media_type("Application/JSON; charset=utf-8"),
+            "application/json"
+        );
         assert_eq!(media_type("text/plain"), "text/plain");
     }
 

@@ -131,7 +131,10 @@ mod tests {
             check(None, &tag(0, 3)),
             Err(Error::EpochMustStartAtZero { received: 3 })
         );
-        assert_eq!(check(Some(&S), &tag(1, 9)), Err(Error::StaleEpoch { current: 2 }));
+        assert_eq!(
+            check(Some(&S), &tag(1, 9)),
+            Err(Error::StaleEpoch { current: 2 })
+        );
         assert_eq!(check(Some(&S), &tag(3, 0)), Ok(ProducerCheck::Accept));
         assert_eq!(
             check(Some(&S), &tag(3, 1)),

@@ -36,7 +36,13 @@ impl ReadResult {
 
 /// Reads batches of stream `sid` in `[from, tail)` until `budget` record bytes
 /// are gathered (at least one record when any exists).
-pub(crate) fn read_range(db: &DB, sid: u64, from: u64, tail: u64, budget: usize) -> Result<Vec<Batch>> {
+pub(crate) fn read_range(
+    db: &DB,
+    sid: u64,
+    from: u64,
+    tail: u64,
+    budget: usize,
+) -> Result<Vec<Batch>> {
     let mut out = Vec::new();
     if from >= tail {
         return Ok(out);
@@ -59,7 +65,8 @@ pub(crate) fn read_range(db: &DB, sid: u64, from: u64, tail: u64, budget: usize)
         let (Some(k), Some(v)) = (it.key(), it.value()) else {
             break;
         };
-        let (ksid, base) = parse_wal_key(k).ok_or_else(|| Error::Corrupt("malformed wal key".into()))?;
+        let (ksid, base) =
+            parse_wal_key(k).ok_or_else(|| Error::Corrupt("malformed wal key".into()))?;
         if ksid != sid {
             break;
         }
@@ -102,7 +109,8 @@ pub(crate) fn recover_tail(db: &DB, sid: u64) -> Result<u64> {
     it.seek_to_last();
     let tail = match (it.key(), it.value()) {
         (Some(k), Some(v)) if it.valid() => {
-            let (_, base) = parse_wal_key(k).ok_or_else(|| Error::Corrupt("malformed wal key".into()))?;
+            let (_, base) =
+                parse_wal_key(k).ok_or_else(|| Error::Corrupt("malformed wal key".into()))?;
             Batch::decode(base, Bytes::copy_from_slice(v))?.next_offset()
         }
         _ => 0,

@@ -15,7 +15,9 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use weir_storage::{AppendRequest, Durability, Engine, EngineConfig, Error, ProducerTag, Record, StreamConfig};
+use weir_storage::{
+    AppendRequest, Durability, Engine, EngineConfig, Error, ProducerTag, Record, StreamConfig,
+};
 
 const THREADS: usize = 4;
 const ROUNDS: u64 = 24;
@@ -53,7 +55,10 @@ fn hash_payloads<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     };
     for p in payloads {
         p.iter().copied().for_each(&mut eat);
-        (p.len() as u32).to_le_bytes().into_iter().for_each(&mut eat);
+        (p.len() as u32)
+            .to_le_bytes()
+            .into_iter()
+            .for_each(&mut eat);
     }
     h
 }
@@ -100,7 +105,13 @@ impl Ack {
     fn line(&self) -> String {
         format!(
             "{} {} {} {} {} {} {:016x}\n",
-            self.stream, self.first_offset, self.count, self.producer, self.epoch, self.seq, self.hash
+            self.stream,
+            self.first_offset,
+            self.count,
+            self.producer,
+            self.epoch,
+            self.seq,
+            self.hash
         )
     }
 
@@ -153,7 +164,9 @@ fn child_main() {
     let dir = PathBuf::from(dir);
     let engine = Engine::open(dir.join("data"), engine_config()).expect("child: open");
     for name in stream_names() {
-        engine.create_stream(&name, stream_config()).expect("child: create");
+        engine
+            .create_stream(&name, stream_config())
+            .expect("child: create");
     }
     let log = OpenOptions::new()
         .create(true)
@@ -177,17 +190,31 @@ fn child_main() {
 }
 
 fn append_forever(engine: &Engine, log: &Mutex<File>, round: u64, t: usize) {
-    let mut rng = Rng(round.wrapping_mul(1_000_003) ^ (t as u64 + 1).wrapping_mul(0x5851_F42D_4C95_7F2D));
+    let mut rng =
+        Rng(round.wrapping_mul(1_000_003) ^ (t as u64 + 1).wrapping_mul(0x5851_F42D_4C95_7F2D));
     let producer = producer_id(t);
     // Each round is a new producer session: a new epoch, seqs from 0.
     let epoch = round;
     let mut seqs: HashMap<String, u64> = HashMap::new();
     loop {
-        let stream = if rng.range(0, 2) == 0 { SHARED.to_string() } else { own_stream(t) };
+        let stream = if rng.range(0, 2) == 0 {
+            SHARED.to_string()
+        } else {
+            own_stream(t)
+        };
         let seq = *seqs.entry(stream.clone()).or_insert(0);
         let count = rng.range(1, 8);
         let payloads: Vec<Vec<u8>> = (0..count)
-            .map(|i| payload(&stream, &producer, epoch, seq, i, rng.range(0, 300) as usize))
+            .map(|i| {
+                payload(
+                    &stream,
+                    &producer,
+                    epoch,
+                    seq,
+                    i,
+                    rng.range(0, 300) as usize,
+                )
+            })
             .collect();
         let req = AppendRequest {
             records: payloads.iter().map(|p| Record::new(p.clone())).collect(),
@@ -199,7 +226,10 @@ fn append_forever(engine: &Engine, log: &Mutex<File>, round: u64, t: usize) {
             ..Default::default()
         };
         let res = engine.append(&stream, req.clone()).expect("child: append");
-        assert!(!res.duplicate, "child: fresh seq {seq} reported as duplicate");
+        assert!(
+            !res.duplicate,
+            "child: fresh seq {seq} reported as duplicate"
+        );
         assert_eq!(res.next_offset - res.first_offset, count);
         let ack = Ack {
             stream: stream.clone(),
@@ -213,14 +243,18 @@ fn append_forever(engine: &Engine, log: &Mutex<File>, round: u64, t: usize) {
         {
             // One write per line, so a kill leaves at most one partial last line.
             let mut f = log.lock().unwrap();
-            f.write_all(ack.line().as_bytes()).expect("child: side file write");
+            f.write_all(ack.line().as_bytes())
+                .expect("child: side file write");
             f.flush().expect("child: side file flush");
         }
         // Now and then, a client retry of the acknowledged append.
         if rng.range(0, 9) == 0 {
             let dup = engine.append(&stream, req).expect("child: retry");
             assert!(dup.duplicate, "child: retry of seq {seq} was written again");
-            assert_eq!((dup.first_offset, dup.next_offset), (res.first_offset, res.next_offset));
+            assert_eq!(
+                (dup.first_offset, dup.next_offset),
+                (res.first_offset, res.next_offset)
+            );
         }
         seqs.insert(stream, seq + 1);
     }
@@ -233,7 +267,13 @@ fn spawn_child(dir: &Path, round: u64) -> Child {
     let exe = std::env::current_exe().expect("test binary path");
     let stderr = File::create(dir.join(format!("child-{round}.stderr"))).unwrap();
     Command::new(exe)
-        .args(["child_main", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_main",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("WEIR_CRASH_DIR", dir)
         .env("WEIR_CRASH_ROUND", round.to_string())
         .stdin(Stdio::null())
@@ -303,7 +343,10 @@ fn verify_stream(e: &Engine, name: &str, acks: &[&Ack], round: u64) -> StoredApp
     let head = match e.head(name) {
         Ok(h) => h,
         Err(Error::NotFound) => {
-            assert!(acks.is_empty(), "round {round}: stream {name} with acknowledged appends is gone");
+            assert!(
+                acks.is_empty(),
+                "round {round}: stream {name} with acknowledged appends is gone"
+            );
             return by_producer;
         }
         Err(err) => panic!("round {round}: head {name}: {err}"),
@@ -321,7 +364,12 @@ fn verify_stream(e: &Engine, name: &str, acks: &[&Ack], round: u64) -> StoredApp
                 count: recs.len() as u64,
                 hash: hash_payloads(recs.iter().map(Vec::as_slice)),
             };
-            let prev = by_producer.entry(p.clone()).or_default().entry(ep).or_default().insert(seq, stored);
+            let prev = by_producer
+                .entry(p.clone())
+                .or_default()
+                .entry(ep)
+                .or_default()
+                .insert(seq, stored);
             assert!(
                 prev.is_none(),
                 "round {round}: {name}: append ({p}, {ep}, {seq}) stored twice: at {} and at {first}",
@@ -330,7 +378,9 @@ fn verify_stream(e: &Engine, name: &str, acks: &[&Ack], round: u64) -> StoredApp
         }
     };
     while next < head.next_offset {
-        let r = e.read(name, next, 1 << 20).unwrap_or_else(|err| panic!("round {round}: read {name}@{next}: {err}"));
+        let r = e
+            .read(name, next, 1 << 20)
+            .unwrap_or_else(|err| panic!("round {round}: read {name}@{next}: {err}"));
         assert!(r.record_count() > 0);
         for b in &r.batches {
             for rec in b.iter() {
@@ -339,9 +389,14 @@ fn verify_stream(e: &Engine, name: &str, acks: &[&Ack], round: u64) -> StoredApp
                 let (s, p, ep, seq, i) = parse_payload(rec.payload);
                 assert_eq!(s, name, "round {round}: record of {s} found in {name}");
                 let key = (p, ep, seq);
-                let continues = matches!(&cur, Some((k, _, recs)) if *k == key && recs.len() as u64 == i);
+                let continues =
+                    matches!(&cur, Some((k, _, recs)) if *k == key && recs.len() as u64 == i);
                 if !continues {
-                    assert_eq!(i, 0, "round {round}: {name}@{}: append {key:?} is torn", rec.offset);
+                    assert_eq!(
+                        i, 0,
+                        "round {round}: {name}@{}: append {key:?} is torn",
+                        rec.offset
+                    );
                     finish(&mut cur, &mut by_producer);
                     cur = Some((key, rec.offset, Vec::new()));
                 }
@@ -358,8 +413,14 @@ fn verify_stream(e: &Engine, name: &str, acks: &[&Ack], round: u64) -> StoredApp
         let mut last_offset = None;
         for (ep, seqs) in epochs {
             for (i, (seq, st)) in seqs.iter().enumerate() {
-                assert_eq!(*seq, i as u64, "round {round}: {name}: producer {p} epoch {ep} has a seq gap");
-                assert!(last_offset < Some(st.first_offset), "round {round}: {name}: {p} out of order");
+                assert_eq!(
+                    *seq, i as u64,
+                    "round {round}: {name}: producer {p} epoch {ep} has a seq gap"
+                );
+                assert!(
+                    last_offset < Some(st.first_offset),
+                    "round {round}: {name}: {p} out of order"
+                );
                 last_offset = Some(st.first_offset);
             }
         }
@@ -411,23 +472,40 @@ fn verify_dedup(
         // The last acknowledged append of this producer on this stream.
         if let Some(a) = acks.iter().rev().find(|a| &a.producer == p) {
             if a.epoch == cur_epoch {
-                let res = retry(a.epoch, a.seq).unwrap_or_else(|err| panic!("round {round}: retry {a:?}: {err}"));
-                assert!(res.duplicate, "round {round}: retry of acknowledged {a:?} was not deduplicated");
+                let res = retry(a.epoch, a.seq)
+                    .unwrap_or_else(|err| panic!("round {round}: retry {a:?}: {err}"));
+                assert!(
+                    res.duplicate,
+                    "round {round}: retry of acknowledged {a:?} was not deduplicated"
+                );
                 if a.seq == last_seq {
-                    assert_eq!((res.first_offset, res.next_offset), (a.first_offset, a.first_offset + a.count));
+                    assert_eq!(
+                        (res.first_offset, res.next_offset),
+                        (a.first_offset, a.first_offset + a.count)
+                    );
                 }
             } else {
                 // A later session committed (unacknowledged) appends: the old
                 // session is fenced off.
                 assert!(a.epoch < cur_epoch);
-                assert_eq!(retry(a.epoch, a.seq), Err(Error::StaleEpoch { current: cur_epoch }));
+                assert_eq!(
+                    retry(a.epoch, a.seq),
+                    Err(Error::StaleEpoch { current: cur_epoch })
+                );
             }
             checked += 1;
         }
         // The last committed append of the producer's current session.
-        let res = retry(cur_epoch, last_seq).unwrap_or_else(|err| panic!("round {round}: retry: {err}"));
-        assert!(res.duplicate, "round {round}: {name}: retry of ({p}, {cur_epoch}, {last_seq}) written");
-        assert_eq!((res.first_offset, res.next_offset), (last.first_offset, last.first_offset + last.count));
+        let res =
+            retry(cur_epoch, last_seq).unwrap_or_else(|err| panic!("round {round}: retry: {err}"));
+        assert!(
+            res.duplicate,
+            "round {round}: {name}: retry of ({p}, {cur_epoch}, {last_seq}) written"
+        );
+        assert_eq!(
+            (res.first_offset, res.next_offset),
+            (last.first_offset, last.first_offset + last.count)
+        );
         // And the next seq would be a gap-free continuation (not sent: that
         // would write), while skipping one is refused.
         assert_eq!(
@@ -438,7 +516,11 @@ fn verify_dedup(
             })
         );
     }
-    assert_eq!(e.tail(name).map(|t| t.0).unwrap_or(0), tail, "round {round}: retries wrote records");
+    assert_eq!(
+        e.tail(name).map(|t| t.0).unwrap_or(0),
+        tail,
+        "round {round}: retries wrote records"
+    );
     checked
 }
 
@@ -510,5 +592,8 @@ fn kill_and_recover() {
         last_acks >= ROUNDS as usize,
         "the child acknowledged only {last_acks} appends in {ROUNDS} rounds: the test did not exercise anything"
     );
-    eprintln!("crash test done in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "crash test done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -5,18 +5,35 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use weir_storage::{AppendRequest, Durability, Engine, EngineConfig, Error, FollowFrom, Record, StreamConfig};
+use weir_storage::{
+    AppendRequest, Durability, Engine, EngineConfig, Error, FollowFrom, Record, StreamConfig,
+};
 
 const NAMES: [&str; 3] = ["a", "b", "c/d"];
 const TYPES: [&str; 2] = ["application/json", "text/plain"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { name: usize, ty: usize },
-    Append { name: usize, records: Vec<(Option<Vec<u8>>, Vec<u8>)>, close: bool },
-    Read { name: usize, from: u64, max_bytes: usize },
-    Close { name: usize },
-    Delete { name: usize },
+    Create {
+        name: usize,
+        ty: usize,
+    },
+    Append {
+        name: usize,
+        records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+        close: bool,
+    },
+    Read {
+        name: usize,
+        from: u64,
+        max_bytes: usize,
+    },
+    Close {
+        name: usize,
+    },
+    Delete {
+        name: usize,
+    },
     Reopen,
 }
 
@@ -84,13 +101,23 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = e.create_stream(n, StreamConfig::new(TYPES[ty]));
                 match model.get(n) {
                     None => {
-                        let out = got.map_err(|e| TestCaseError::fail(format!("step {step}: create {n}: {e}")))?;
+                        let out = got.map_err(|e| {
+                            TestCaseError::fail(format!("step {step}: create {n}: {e}"))
+                        })?;
                         prop_assert!(out.created);
                         prop_assert_eq!(out.info.next_offset, 0);
-                        model.insert(n, ModelStream { ty, ..Default::default() });
+                        model.insert(
+                            n,
+                            ModelStream {
+                                ty,
+                                ..Default::default()
+                            },
+                        );
                     }
                     Some(s) if s.ty == ty => {
-                        let out = got.map_err(|e| TestCaseError::fail(format!("step {step}: create {n}: {e}")))?;
+                        let out = got.map_err(|e| {
+                            TestCaseError::fail(format!("step {step}: create {n}: {e}"))
+                        })?;
                         prop_assert!(!out.created);
                         prop_assert_eq!(out.info.next_offset, s.records.len() as u64);
                         prop_assert_eq!(out.info.closed, s.closed);
@@ -98,7 +125,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Some(_) => prop_assert_eq!(got.map(|_| ()), Err(Error::ConfigConflict)),
                 }
             }
-            Op::Append { name, records, close } => {
+            Op::Append {
+                name,
+                records,
+                close,
+            } => {
                 let n = NAMES[name];
                 let req = AppendRequest {
                     records: to_records(&records),
@@ -108,9 +139,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = e.append(n, req);
                 match model.get_mut(n) {
                     None => prop_assert_eq!(got, Err(Error::NotFound), "step {}", step),
+                    // Checked before the stream's state, closed or not.
+                    Some(_) if records.is_empty() && !close => {
+                        prop_assert_eq!(got, Err(Error::EmptyAppend), "step {}", step)
+                    }
                     Some(s) if s.closed => {
                         if records.is_empty() && close {
-                            let r = got.map_err(|e| TestCaseError::fail(format!("step {step}: {e}")))?;
+                            let r =
+                                got.map_err(|e| TestCaseError::fail(format!("step {step}: {e}")))?;
                             prop_assert!(r.closed);
                             prop_assert_eq!(r.next_offset, s.records.len() as u64);
                         } else {
@@ -124,11 +160,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             );
                         }
                     }
-                    Some(_) if records.is_empty() && !close => {
-                        prop_assert_eq!(got, Err(Error::EmptyAppend), "step {}", step)
-                    }
                     Some(s) => {
-                        let r = got.map_err(|e| TestCaseError::fail(format!("step {step}: append: {e}")))?;
+                        let r = got.map_err(|e| {
+                            TestCaseError::fail(format!("step {step}: append: {e}"))
+                        })?;
                         let first = s.records.len() as u64;
                         prop_assert_eq!(r.first_offset, first, "step {}", step);
                         prop_assert_eq!(r.next_offset, first + records.len() as u64);
@@ -151,18 +186,28 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 match model.get_mut(n) {
                     None => prop_assert_eq!(got, Err(Error::NotFound)),
                     Some(s) => {
-                        let r = got.map_err(|e| TestCaseError::fail(format!("step {step}: close: {e}")))?;
+                        let r = got
+                            .map_err(|e| TestCaseError::fail(format!("step {step}: close: {e}")))?;
                         prop_assert!(r.closed);
                         prop_assert_eq!(r.next_offset, s.records.len() as u64);
                         s.closed = true;
                     }
                 }
             }
-            Op::Read { name, from, max_bytes } => {
+            Op::Read {
+                name,
+                from,
+                max_bytes,
+            } => {
                 let n = NAMES[name];
                 let got = e.read(n, from, max_bytes);
                 let Some(s) = model.get(n) else {
-                    prop_assert!(matches!(got, Err(Error::NotFound)), "step {}: {:?}", step, got.map(|_| ()));
+                    prop_assert!(
+                        matches!(got, Err(Error::NotFound)),
+                        "step {}: {:?}",
+                        step,
+                        got.map(|_| ())
+                    );
                     continue;
                 };
                 let tail = s.records.len() as u64;
@@ -189,7 +234,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .collect();
                 prop_assert_eq!(r.next_offset, from + flat.len() as u64);
                 if from < tail {
-                    prop_assert!(!flat.is_empty(), "step {}: read below the tail returned nothing", step);
+                    prop_assert!(
+                        !flat.is_empty(),
+                        "step {}: read below the tail returned nothing",
+                        step
+                    );
                 }
                 for (i, (o, k, p)) in flat.iter().enumerate() {
                     let want = &s.records[from as usize + i];
@@ -199,10 +248,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 // The budget: every record but the last fits within it (the
                 // last one may be the single record a read always returns).
-                let sizes: Vec<usize> = (0..flat.len()).map(|i| stored_len(&s.records[from as usize + i])).collect();
+                let sizes: Vec<usize> = (0..flat.len())
+                    .map(|i| stored_len(&s.records[from as usize + i]))
+                    .collect();
                 if sizes.len() > 1 {
                     let but_last: usize = sizes[..sizes.len() - 1].iter().sum();
-                    prop_assert!(but_last < max_bytes, "step {}: {:?} over budget {}", step, sizes, max_bytes);
+                    prop_assert!(
+                        but_last < max_bytes,
+                        "step {}: {:?} over budget {}",
+                        step,
+                        sizes,
+                        max_bytes
+                    );
                 }
                 // A read stops short only when the budget is reached or
                 // exceeded: otherwise it must reach the tail.
@@ -247,7 +304,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         loop {
             let r = e.read(n, from, 100).unwrap();
             for b in &r.batches {
-                all.extend(b.iter().map(|x| (x.key.map(<[u8]>::to_vec), x.payload.to_vec())));
+                all.extend(
+                    b.iter()
+                        .map(|x| (x.key.map(<[u8]>::to_vec), x.payload.to_vec())),
+                );
             }
             if r.up_to_date() {
                 break;
@@ -269,7 +329,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             let mut out = Vec::new();
             while let Some(b) = f.next().await {
                 let b = b.unwrap();
-                out.extend(b.iter().map(|x| (x.key.map(<[u8]>::to_vec), x.payload.to_vec())));
+                out.extend(
+                    b.iter()
+                        .map(|x| (x.key.map(<[u8]>::to_vec), x.payload.to_vec())),
+                );
             }
             out
         });
@@ -278,12 +341,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn check_heads(e: &Engine, model: &BTreeMap<&str, ModelStream>, step: usize) -> Result<(), TestCaseError> {
+fn check_heads(
+    e: &Engine,
+    model: &BTreeMap<&str, ModelStream>,
+    step: usize,
+) -> Result<(), TestCaseError> {
     for n in NAMES {
         match (model.get(n), e.head(n)) {
             (None, Err(Error::NotFound)) => {}
             (Some(s), Ok(h)) => {
-                prop_assert_eq!(h.next_offset, s.records.len() as u64, "step {} stream {}", step, n);
+                prop_assert_eq!(
+                    h.next_offset,
+                    s.records.len() as u64,
+                    "step {} stream {}",
+                    step,
+                    n
+                );
                 prop_assert_eq!(h.closed, s.closed, "step {} stream {}", step, n);
                 prop_assert_eq!(&h.config.content_type, TYPES[s.ty]);
                 prop_assert_eq!(e.tail(n).unwrap(), (s.records.len() as u64, s.closed));
@@ -297,7 +370,11 @@ fn check_heads(e: &Engine, model: &BTreeMap<&str, ModelStream>, step: usize) -> 
             }
         }
     }
-    let listed: Vec<String> = e.list_streams(None, 100).into_iter().map(|i| i.name).collect();
+    let listed: Vec<String> = e
+        .list_streams(None, 100)
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
     let want: Vec<String> = model.keys().map(|n| n.to_string()).collect();
     prop_assert_eq!(listed, want, "step {}", step);
     Ok(())

@@ -34,14 +34,20 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Ok(v) => v,
         Err(e) => return bad(e),
     };
-    if let Some(len) = headers::text(h, "content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = headers::text(h, "content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > ctx.config.max_append_bytes as u64 {
             return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
     }
     let body = match read_limited(body, ctx.config.max_append_bytes).await {
         Ok(b) => b,
-        Err(ReadError::TooLarge) => return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Err(ReadError::TooLarge) => {
+            return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        }
         Err(ReadError::Broken) => return bad("request body could not be read"),
     };
 
@@ -60,7 +66,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             Err(e) => return errors::reply(&e),
         };
         if media_type(ct) != media_type(&info.config.content_type) {
-            return Reply::error(StatusCode::CONFLICT, "content type does not match the stream's");
+            return Reply::error(
+                StatusCode::CONFLICT,
+                "content type does not match the stream's",
+            );
         }
         let payloads = if json::is_json(&info.config.content_type) {
             match json::messages(&body) {
@@ -98,7 +107,9 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             } else {
                 StatusCode::NO_CONTENT
             };
-            let mut r = Reply::new(status).next_offset(res.next_offset).closed(res.closed);
+            let mut r = Reply::new(status)
+                .next_offset(res.next_offset)
+                .closed(res.closed);
             if let Some((epoch, seq)) = res.producer {
                 r = r
                     .header("producer-epoch", epoch.to_string())

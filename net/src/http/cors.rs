@@ -18,9 +18,18 @@ Stream-Fork-Sub-Offset, Producer-Id, Producer-Epoch, Producer-Seq";
 /// Adds the headers every response carries.
 pub fn add_common(h: &mut HeaderMap) {
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert("access-control-expose-headers", HeaderValue::from_static(EXPOSED));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static(EXPOSED),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
 }
 
 /// Headers of a preflight answer; echoes the requested headers when given.

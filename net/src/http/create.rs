@@ -28,7 +28,11 @@ fn normalize(ct: &str) -> String {
 }
 
 /// Turns a body into records for a stream of `content_type`.
-pub fn initial_records(content_type: &str, body: &Bytes, key: Option<&Bytes>) -> Result<Vec<Record>, String> {
+pub fn initial_records(
+    content_type: &str,
+    body: &Bytes,
+    key: Option<&Bytes>,
+) -> Result<Vec<Record>, String> {
     let payloads = if json::is_json(content_type) {
         if body.iter().all(u8::is_ascii_whitespace) {
             Vec::new()
@@ -75,7 +79,9 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         let fork_offset = headers::text(h, "stream-fork-offset")?;
         let sub = headers::text(h, "stream-fork-sub-offset")?;
         if forked_from.is_none() && (fork_offset.is_some() || sub.is_some()) {
-            return Err("Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From".into());
+            return Err(
+                "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From".into(),
+            );
         }
         let fork = match forked_from {
             None => None,
@@ -92,7 +98,8 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                 };
                 let sub = match sub {
                     None => 0,
-                    Some(s) => strict_uint(s).ok_or("Stream-Fork-Sub-Offset must be a non-negative integer")?,
+                    Some(s) => strict_uint(s)
+                        .ok_or("Stream-Fork-Sub-Offset must be a non-negative integer")?,
                 };
                 if sub > 0 && offset.is_none() {
                     return Err("Stream-Fork-Sub-Offset > 0 needs Stream-Fork-Offset".into());
@@ -108,7 +115,9 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
     };
     let body = match read_limited(body, ctx.config.max_append_bytes).await {
         Ok(b) => b,
-        Err(ReadError::TooLarge) => return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Err(ReadError::TooLarge) => {
+            return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        }
         Err(ReadError::Broken) => return bad("request body could not be read"),
     };
 
@@ -124,19 +133,28 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                 ttl_secs: ttl,
                 expires_at_ms: expires,
             };
-            ctx.engine.create_stream_with(name, config, records, close).await
+            ctx.engine
+                .create_stream_with(name, config, records, close)
+                .await
         }
         Some((source, offset, sub)) => {
             // The source's content type decides how the body and the
             // sub-offset are read; a missing or soft-deleted source fails here.
             let src = match ctx.engine.head(&source) {
                 Ok(info) => info,
-                Err(weir_storage::Error::Gone) => return Reply::error(StatusCode::CONFLICT, "source stream was deleted"),
+                Err(weir_storage::Error::Gone) => {
+                    return Reply::error(StatusCode::CONFLICT, "source stream was deleted")
+                }
                 Err(e) => return errors::reply(&e),
             };
-            let effective_ct = ct.clone().unwrap_or_else(|| src.config.content_type.clone());
+            let effective_ct = ct
+                .clone()
+                .unwrap_or_else(|| src.config.content_type.clone());
             if media_type(&effective_ct) != media_type(&src.config.content_type) {
-                return Reply::error(StatusCode::CONFLICT, "fork content type differs from the source's");
+                return Reply::error(
+                    StatusCode::CONFLICT,
+                    "fork content type differs from the source's",
+                );
             }
             let records = match initial_records(&effective_ct, &body, key.as_ref()) {
                 Ok(r) => r,
@@ -163,13 +181,20 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
     match outcome {
         Err(e) => errors::reply(&e),
         Ok(out) => {
-            let status = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if out.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             let mut r = Reply::new(status)
                 .header("content-type", &out.info.config.content_type)
                 .next_offset(out.info.next_offset)
                 .closed(out.info.closed);
             if out.created {
-                let host = headers::text(h, "host").ok().flatten().unwrap_or("localhost");
+                let host = headers::text(h, "host")
+                    .ok()
+                    .flatten()
+                    .unwrap_or("localhost");
                 r = r.header("location", format!("http://{host}{}", parts.uri.path()));
                 ctx.subs.on_stream_changed(&ctx.engine, name);
             }

@@ -13,7 +13,9 @@ const INTERVAL_SECS: u64 = 20;
 /// strictly greater by a pseudo-random jitter of 1 to 3600 seconds so
 /// cursors never repeat or go backwards.
 pub fn next_cursor(client: Option<&str>) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let current = now.as_secs().saturating_sub(EPOCH_SECS) / INTERVAL_SECS;
     let echoed = client.and_then(|c| c.parse::<u64>().ok());
     let cursor = match echoed {

@@ -33,9 +33,9 @@ pub fn strict_uint(s: &str) -> Option<u64> {
 pub fn ttl(h: &HeaderMap) -> Result<Option<u64>, String> {
     match text(h, "stream-ttl")? {
         None => Ok(None),
-        Some(v) => strict_uint(v)
-            .map(Some)
-            .ok_or_else(|| "Stream-TTL must be a non-negative integer without leading zeros".into()),
+        Some(v) => strict_uint(v).map(Some).ok_or_else(|| {
+            "Stream-TTL must be a non-negative integer without leading zeros".into()
+        }),
     }
 }
 

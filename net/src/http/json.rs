@@ -22,7 +22,8 @@ pub fn messages(body: &Bytes) -> Result<Vec<Bytes>, String> {
             serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
         Ok(items.into_iter().map(|v| slice_of(body, v.get())).collect())
     } else {
-        let v: &RawValue = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+        let v: &RawValue =
+            serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
         Ok(vec![slice_of(body, v.get())])
     }
 }
@@ -51,14 +52,20 @@ mod tests {
     use super::*;
 
     fn msgs(s: &str) -> Result<Vec<String>, String> {
-        messages(&Bytes::from(s.to_string()))
-            .map(|v| v.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect())
+        messages(&Bytes::from(s.to_string())).map(|v| {
+            v.iter()
+                .map(|b| String::from_utf8(b.to_vec()).unwrap())
+                .collect()
+        })
     }
 
     #[test]
     fn flattens_one_level() {
         assert_eq!(msgs(r#"{"a":1}"#).unwrap(), vec![r#"{"a":1}"#]);
-        assert_eq!(msgs(r#"[{"a":1}, {"b":2}]"#).unwrap(), vec![r#"{"a":1}"#, r#"{"b":2}"#]);
+        assert_eq!(
+            msgs(r#"[{"a":1}, {"b":2}]"#).unwrap(),
+            vec![r#"{"a":1}"#, r#"{"b":2}"#]
+        );
         assert_eq!(msgs("[[1,2],[3,4]]").unwrap(), vec!["[1,2]", "[3,4]"]);
         assert_eq!(msgs("[[[1,2,3]]]").unwrap(), vec!["[[1,2,3]]"]);
         assert_eq!(msgs(" 42 ").unwrap(), vec!["42"]);

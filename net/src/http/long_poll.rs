@@ -60,7 +60,10 @@ pub async fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&
             return timeout_reply(r.next_offset, true);
         }
     }
-    let mut follower = match ctx.engine.follow(name, from.map_or(FollowFrom::Now, FollowFrom::Offset)) {
+    let mut follower = match ctx
+        .engine
+        .follow(name, from.map_or(FollowFrom::Now, FollowFrom::Offset))
+    {
         Ok(f) => f,
         Err(e) => return errors::reply(&e),
     };

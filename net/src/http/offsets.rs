@@ -62,7 +62,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "0", "0,1", "0 1", "../x", "0000000000000000-0000000000000000", "-2", "NOW"] {
+        for bad in [
+            "",
+            "0",
+            "0,1",
+            "0 1",
+            "../x",
+            "0000000000000000-0000000000000000",
+            "-2",
+            "NOW",
+        ] {
             assert_eq!(parse_offset(bad), None, "{bad:?}");
         }
         assert_eq!(parse_offset("-1"), Some(OffsetParam::Start));

@@ -30,7 +30,9 @@ pub fn decode(s: &str, plus_is_space: bool) -> Option<String> {
 
 /// Decoded `key=value` pairs of a query string, in order (duplicates kept).
 pub fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
-    let Some(q) = query else { return Ok(Vec::new()) };
+    let Some(q) = query else {
+        return Ok(Vec::new());
+    };
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {

@@ -48,7 +48,11 @@ fn not_modified(h: &HeaderMap, tag: &str) -> bool {
     headers::text(h, "if-none-match")
         .ok()
         .flatten()
-        .is_some_and(|v| v.split(',').map(str::trim).any(|t| t == tag || t == "*" || t.strip_prefix("W/") == Some(tag)))
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == tag || t == "*" || t.strip_prefix("W/") == Some(tag))
+        })
 }
 
 /// Answers GET on a stream.
@@ -72,7 +76,12 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Some(None) => return bad("malformed offset".into()),
     };
     match live {
-        None => catch_up(ctx, req.headers(), name, offset.unwrap_or(OffsetParam::Start)),
+        None => catch_up(
+            ctx,
+            req.headers(),
+            name,
+            offset.unwrap_or(OffsetParam::Start),
+        ),
         Some(mode @ ("long-poll" | "sse")) => {
             let Some(offset) = offset else {
                 return bad("live reads need an offset".into());
@@ -98,11 +107,19 @@ fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> Reply 
         OffsetParam::At(o) => o,
         OffsetParam::Now => {
             // A read at the tail: no data, but it is a read (extends a TTL).
-            let r = match ctx.engine.tail(name).and_then(|(tail, _)| ctx.engine.read(name, tail, 0)) {
+            let r = match ctx
+                .engine
+                .tail(name)
+                .and_then(|(tail, _)| ctx.engine.read(name, tail, 0))
+            {
                 Ok(r) => r,
                 Err(e) => return errors::reply(&e),
             };
-            let body = if json_mode { Bytes::from_static(b"[]") } else { Bytes::new() };
+            let body = if json_mode {
+                Bytes::from_static(b"[]")
+            } else {
+                Bytes::new()
+            };
             return Reply::new(StatusCode::OK)
                 .header("content-type", &info.config.content_type)
                 .next_offset(r.next_offset)
@@ -126,7 +143,10 @@ fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> Reply 
             .up_to_date(up)
             .closed(closed)
             .header("etag", &tag)
-            .header("cache-control", if up { CACHE_TAIL } else { CACHE_HISTORICAL })
+            .header(
+                "cache-control",
+                if up { CACHE_TAIL } else { CACHE_HISTORICAL },
+            )
     };
     if not_modified(h, &tag) {
         return reply(StatusCode::NOT_MODIFIED);

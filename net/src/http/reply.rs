@@ -39,7 +39,9 @@ impl Reply {
     /// (they only ever come from stored, already validated data).
     pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Self {
         if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
-            self.res.headers_mut().insert(HeaderName::from_static(name), v);
+            self.res
+                .headers_mut()
+                .insert(HeaderName::from_static(name), v);
         }
         self
     }

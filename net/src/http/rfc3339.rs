@@ -29,7 +29,9 @@ fn num(s: &[u8]) -> Option<u32> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter().try_fold(0u32, |a, &c| a.checked_mul(10)?.checked_add(u32::from(c - b'0')))
+    s.iter().try_fold(0u32, |a, &c| {
+        a.checked_mul(10)?.checked_add(u32::from(c - b'0'))
+    })
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {
@@ -45,12 +47,24 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// Unix epoch; `None` if malformed or before 1970.
 pub fn parse_ms(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
     let (h, mi, sec) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(i64::from(y), mo) || h > 23 || mi > 59 || sec > 60 {
+    if !(1..=12).contains(&mo)
+        || d == 0
+        || d > days_in_month(i64::from(y), mo)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -88,7 +102,10 @@ pub fn parse_ms(s: &str) -> Option<u64> {
     };
     let days = days_from_civil(i64::from(y), mo, d);
     let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec.min(59)) - offset_secs;
-    u64::try_from(secs).ok()?.checked_mul(1000)?.checked_add(millis)
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(millis)
 }
 
 /// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.sssZ`.
@@ -112,8 +129,14 @@ mod tests {
     #[test]
     fn parses_and_formats() {
         assert_eq!(parse_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_ms("2024-10-09T00:00:00.000Z"), Some(1_728_432_000_000));
-        assert_eq!(parse_ms("2024-10-09T02:00:00+02:00"), Some(1_728_432_000_000));
+        assert_eq!(
+            parse_ms("2024-10-09T00:00:00.000Z"),
+            Some(1_728_432_000_000)
+        );
+        assert_eq!(
+            parse_ms("2024-10-09T02:00:00+02:00"),
+            Some(1_728_432_000_000)
+        );
         assert_eq!(parse_ms("2024-10-09T00:00:00.5Z"), Some(1_728_432_000_500));
         assert_eq!(format_ms(1_728_432_000_123), "2024-10-09T00:00:00.123Z");
         for ms in [0u64, 951_782_400_000, 1_728_432_000_123, 4_102_444_800_999] {
@@ -123,7 +146,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["not-a-timestamp", "", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-10-09T00:00:00", "2024-10-09T00:00:00.Z", "1969-12-31T23:59:59Z"] {
+        for bad in [
+            "not-a-timestamp",
+            "",
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-10-09T00:00:00",
+            "2024-10-09T00:00:00.Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert_eq!(parse_ms(bad), None, "{bad}");
         }
     }

@@ -176,7 +176,11 @@ impl SseState {
             Mode::Base64 => {
                 let raw = super::read::render(batches, false);
                 out.put_slice(b"data:");
-                out.put_slice(base64::engine::general_purpose::STANDARD.encode(&raw).as_bytes());
+                out.put_slice(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&raw)
+                        .as_bytes(),
+                );
                 out.put_slice(b"\n");
             }
         }
@@ -220,7 +224,11 @@ fn write_lines(out: &mut BytesMut, text: &[u8]) {
         match text[i] {
             b'\r' => {
                 emit(out, &text[start..i]);
-                i += if text.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                i += if text.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 start = i;
             }
             b'\n' => {

@@ -87,13 +87,20 @@ fn parts_of(records: &[Record]) -> impl Iterator<Item = Parts<'_>> + Clone {
 }
 
 fn parts_of_batch(batch: &Batch) -> impl Iterator<Item = Parts<'_>> + Clone {
-    batch.iter().map(|r| (r.key, r.payload))
+    (0..batch.len()).map(move |i| {
+        let r = batch.get(i).expect("index below len");
+        (r.key, r.payload)
+    })
 }
 
 /// Builds a batch of `records` whose first record has offset `base_offset`,
 /// as a client or a test would before sending it; fails on no records or
 /// on more record bytes than the layout can index.
-pub fn build(base_offset: u64, append_time_ms: u64, records: &[Record]) -> Result<Batch, EncodeError> {
+pub fn build(
+    base_offset: u64,
+    append_time_ms: u64,
+    records: &[Record],
+) -> Result<Batch, EncodeError> {
     if records.is_empty() {
         return Err(EncodeError::EmptyBatch);
     }
@@ -106,10 +113,12 @@ pub fn build(base_offset: u64, append_time_ms: u64, records: &[Record]) -> Resul
 /// Copies the visible records of `batch` into a fresh batch that holds only
 /// them (same offsets and append time). Costs one copy of the visible bytes.
 pub fn compact(batch: &Batch) -> Batch {
-    let len = layout_len(parts_of_batch(batch)).expect("a sub-range of a valid batch fits the layout");
+    let len =
+        layout_len(parts_of_batch(batch)).expect("a sub-range of a valid batch fits the layout");
     let mut out = BytesMut::with_capacity(len);
     write_layout(&mut out, parts_of_batch(batch), batch.append_time_ms());
-    Batch::decode(batch.first_offset(), out.freeze()).expect("the layout writer produces valid batches")
+    Batch::decode(batch.first_offset(), out.freeze())
+        .expect("the layout writer produces valid batches")
 }
 
 /// The batch to put in a `Data` frame for a peer with frame limit
@@ -207,6 +216,8 @@ pub(crate) fn read_data(body: Bytes) -> Result<Batch, String> {
             whole.len()
         ));
     }
-    let from = whole.skip_to(base + start as u64).ok_or("visible range outside the batch")?;
+    let from = whole
+        .skip_to(base + start as u64)
+        .ok_or("visible range outside the batch")?;
     Ok(from.truncate((end - start) as usize))
 }

@@ -14,7 +14,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::error::{ErrorKind, WireError};
 use super::frame::{
-    clamp_max_frame, Frame, CONNECTION_ID, DEFAULT_MAX_FRAME, MAX_VERSION, MIN_LENGTH, MIN_VERSION, PREFIX_LEN,
+    clamp_max_frame, Frame, CONNECTION_ID, DEFAULT_MAX_FRAME, MAX_VERSION, MIN_LENGTH, MIN_VERSION,
+    PREFIX_LEN,
 };
 use super::message::Message;
 use super::opcode::Opcode;
@@ -108,17 +109,25 @@ fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
     let byte = frame[5];
     let request_id = u32::from_le_bytes(frame[6..10].try_into().expect("4 bytes"));
     if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
-        return Err(DecodeError::UnsupportedVersion { version, request_id });
+        return Err(DecodeError::UnsupportedVersion {
+            version,
+            request_id,
+        });
     }
-    let opcode = Opcode::from_u8(byte).ok_or(DecodeError::UnknownOpcode { opcode: byte, request_id })?;
-    let message = Message::read_body(opcode, frame.slice(PREFIX_LEN + MIN_LENGTH as usize..)).map_err(|reason| {
-        DecodeError::Malformed {
+    let opcode = Opcode::from_u8(byte).ok_or(DecodeError::UnknownOpcode {
+        opcode: byte,
+        request_id,
+    })?;
+    let message = Message::read_body(opcode, frame.slice(PREFIX_LEN + MIN_LENGTH as usize..))
+        .map_err(|reason| DecodeError::Malformed {
             opcode,
             request_id,
             reason,
-        }
-    })?;
-    Ok(Frame { request_id, message })
+        })?;
+    Ok(Frame {
+        request_id,
+        message,
+    })
 }
 
 /// Why bytes could not be decoded into a frame.
@@ -174,7 +183,9 @@ impl DecodeError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            DecodeError::FrameTooLarge { .. } | DecodeError::FrameTooShort { .. } | DecodeError::LengthMismatch { .. }
+            DecodeError::FrameTooLarge { .. }
+                | DecodeError::FrameTooShort { .. }
+                | DecodeError::LengthMismatch { .. }
         )
     }
 
@@ -192,15 +203,19 @@ impl DecodeError {
     /// The `Error` frame body that reports this to the peer.
     pub fn to_wire(&self) -> WireError {
         let kind = match self {
-            DecodeError::FrameTooLarge { max_frame, .. } => ErrorKind::FrameTooLarge { max_frame: *max_frame },
-            DecodeError::FrameTooShort { .. } | DecodeError::LengthMismatch { .. } | DecodeError::Malformed { .. } => {
-                ErrorKind::MalformedFrame
-            }
+            DecodeError::FrameTooLarge { max_frame, .. } => ErrorKind::FrameTooLarge {
+                max_frame: *max_frame,
+            },
+            DecodeError::FrameTooShort { .. }
+            | DecodeError::LengthMismatch { .. }
+            | DecodeError::Malformed { .. } => ErrorKind::MalformedFrame,
             DecodeError::UnsupportedVersion { .. } => ErrorKind::UnsupportedVersion {
                 min_version: MIN_VERSION,
                 max_version: MAX_VERSION,
             },
-            DecodeError::UnknownOpcode { opcode, .. } => ErrorKind::UnknownOpcode { opcode: *opcode },
+            DecodeError::UnknownOpcode { opcode, .. } => {
+                ErrorKind::UnknownOpcode { opcode: *opcode }
+            }
         };
         WireError::new(kind, self.to_string())
     }

@@ -137,10 +137,16 @@ impl std::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EncodeError::FrameTooLarge { length, max_frame } => {
-                write!(f, "frame of {length} bytes exceeds the peer's limit of {max_frame}")
+                write!(
+                    f,
+                    "frame of {length} bytes exceeds the peer's limit of {max_frame}"
+                )
             }
             EncodeError::ControlTooLarge { length } => {
-                write!(f, "control message of {length} bytes exceeds {MAX_CONTROL_LEN}")
+                write!(
+                    f,
+                    "control message of {length} bytes exceeds {MAX_CONTROL_LEN}"
+                )
             }
             EncodeError::EmptyBatch => write!(f, "a record batch needs at least one record"),
             EncodeError::BatchTooLarge => write!(f, "records exceed the 4 GiB a batch can index"),

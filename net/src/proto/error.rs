@@ -176,10 +176,12 @@ impl WireError {
                 expected: expected.clone(),
                 got: got.clone(),
             },
-            ErrorKind::StreamSeqRegression { last, received } => StorageError::StreamSeqRegression {
-                last: last.clone(),
-                received: received.clone(),
-            },
+            ErrorKind::StreamSeqRegression { last, received } => {
+                StorageError::StreamSeqRegression {
+                    last: last.clone(),
+                    received: received.clone(),
+                }
+            }
             ErrorKind::StaleEpoch { current } => StorageError::StaleEpoch { current: *current },
             ErrorKind::SequenceGap { expected, received } => StorageError::SequenceGap {
                 expected: *expected,
@@ -216,10 +218,12 @@ impl From<&StorageError> for WireError {
                 expected: cut_str(expected.clone()),
                 got: cut_str(got.clone()),
             },
-            StorageError::StreamSeqRegression { last, received } => ErrorKind::StreamSeqRegression {
-                last: cut_bytes(last),
-                received: cut_bytes(received),
-            },
+            StorageError::StreamSeqRegression { last, received } => {
+                ErrorKind::StreamSeqRegression {
+                    last: cut_bytes(last),
+                    received: cut_bytes(received),
+                }
+            }
             StorageError::StaleEpoch { current } => ErrorKind::StaleEpoch { current: *current },
             StorageError::SequenceGap { expected, received } => ErrorKind::SequenceGap {
                 expected: *expected,

@@ -16,7 +16,9 @@ use super::opcode::Opcode;
 use super::replies::{
     Appended, Created, EndOfStream, ReadDone, Resume, StreamInfo, Subscribed, Unsubscribed, Welcome,
 };
-use super::requests::{Append, AppendMeta, Create, Delete, Head, Hello, Read, Subscribe, Unsubscribe};
+use super::requests::{
+    Append, AppendMeta, Create, Delete, Head, Hello, Read, Subscribe, Unsubscribe,
+};
 
 /// Every message of protocol version 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +102,11 @@ impl Message {
     /// without being copied (the stored batch of `Data`, else empty).
     /// `max_frame` is the peer's frame limit, checked before a large batch
     /// of records is copied in.
-    pub(crate) fn write_body(&self, out: &mut BytesMut, max_frame: u32) -> Result<Bytes, EncodeError> {
+    pub(crate) fn write_body(
+        &self,
+        out: &mut BytesMut,
+        max_frame: u32,
+    ) -> Result<Bytes, EncodeError> {
         let none = Bytes::new();
         match self {
             Message::Ping | Message::Pong | Message::Deleted => {}
@@ -134,7 +140,10 @@ impl Message {
         Ok(match op {
             Opcode::Ping | Opcode::Pong | Opcode::Deleted => {
                 if !body.is_empty() {
-                    return Err(format!("{op:?} has an empty body, got {} bytes", body.len()));
+                    return Err(format!(
+                        "{op:?} has an empty body, got {} bytes",
+                        body.len()
+                    ));
                 }
                 match op {
                     Opcode::Ping => Message::Ping,
@@ -148,7 +157,9 @@ impl Message {
             Opcode::Delete => Message::Delete(control::decode::<Delete>(&body).map_err(c)?),
             Opcode::Append => Message::Append(read_append(body)?),
             Opcode::Read => Message::Read(control::decode::<Read>(&body).map_err(c)?),
-            Opcode::Subscribe => Message::Subscribe(control::decode::<Subscribe>(&body).map_err(c)?),
+            Opcode::Subscribe => {
+                Message::Subscribe(control::decode::<Subscribe>(&body).map_err(c)?)
+            }
             Opcode::Unsubscribe => Message::Unsubscribe(control::decode(&body).map_err(c)?),
             Opcode::Welcome => Message::Welcome(control::decode(&body).map_err(c)?),
             Opcode::Created => Message::Created(control::decode(&body).map_err(c)?),
@@ -183,10 +194,7 @@ fn write_append(m: &Append, out: &mut BytesMut, max_frame: u32) -> Result<(), En
     if length > max_frame as usize {
         // Refuse before copying what may be megabytes of payloads.
         out.truncate(at);
-        return Err(EncodeError::FrameTooLarge {
-            length,
-            max_frame,
-        });
+        return Err(EncodeError::FrameTooLarge { length, max_frame });
     }
     out[at..at + 4].copy_from_slice(&(meta_len as u32).to_le_bytes());
     batch::write_append(out, &m.records);
@@ -200,10 +208,13 @@ fn read_append(body: Bytes) -> Result<Append, String> {
     let meta_len = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize;
     let rest = body.len() - 4;
     if meta_len > rest {
-        return Err(format!("append control part of {meta_len} bytes overruns the body of {rest}"));
+        return Err(format!(
+            "append control part of {meta_len} bytes overruns the body of {rest}"
+        ));
     }
     let meta: AppendMeta = control::decode(&body[4..4 + meta_len]).map_err(|e| e.to_string())?;
-    let records = batch::read_append(body.slice(4 + meta_len..)).map_err(|e| format!("append records: {e}"))?;
+    let records = batch::read_append(body.slice(4 + meta_len..))
+        .map_err(|e| format!("append records: {e}"))?;
     Ok(Append {
         stream: meta.stream,
         producer: meta.producer,

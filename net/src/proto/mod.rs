@@ -11,7 +11,8 @@
 //! use bytes::BytesMut;
 //! use weir_net::proto::{Decoder, Encoder, Frame, Message, Read};
 //!
-//! let frame = Frame::new(7, Message::Read(Read { stream: "orders".into(), from: 0, max_bytes: 1 << 16 }));
+//! let read = Read { stream: "orders".into(), from: 0, max_bytes: 1 << 16 };
+//! let frame = Frame::new(7, Message::Read(read));
 //! let wire = Encoder::default().encode(&frame).unwrap().to_bytes();
 //!
 //! let mut decoder = Decoder::default();
@@ -21,6 +22,8 @@
 //! buf.extend_from_slice(&wire[5..]);
 //! assert_eq!(decoder.decode(&mut buf).unwrap(), Some(frame));
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod batch;
 mod control;
@@ -41,12 +44,15 @@ pub use decode::{decode_frame, DecodeError, Decoder};
 pub use encode::{EncodeError, Encoded, Encoder};
 pub use error::{ErrorKind, WireError, MAX_ERROR_FIELD};
 pub use frame::{
-    clamp_max_frame, Frame, CONNECTION_ID, DEFAULT_MAX_FRAME, HEADER_LEN, MAX_MAX_FRAME, MAX_VERSION, MIN_LENGTH,
-    MIN_MAX_FRAME, MIN_VERSION, PREFIX_LEN, VERSION,
+    clamp_max_frame, Frame, CONNECTION_ID, DEFAULT_MAX_FRAME, HEADER_LEN, MAX_MAX_FRAME,
+    MAX_VERSION, MIN_LENGTH, MIN_MAX_FRAME, MIN_VERSION, PREFIX_LEN, VERSION,
 };
 pub use message::Message;
 pub use opcode::Opcode;
 pub use replies::{
-    Appended, Created, EndOfStream, ReadDone, Resume, ResumeReason, StreamInfo, Subscribed, Unsubscribed, Welcome,
+    Appended, Created, EndOfStream, ReadDone, Resume, ResumeReason, StreamInfo, Subscribed,
+    Unsubscribed, Welcome,
 };
-pub use requests::{Append, Create, Delete, Head, Hello, Producer, Read, Subscribe, SubscribeFrom, Unsubscribe};
+pub use requests::{
+    Append, Create, Delete, Head, Hello, Producer, Read, Subscribe, SubscribeFrom, Unsubscribe,
+};

@@ -63,16 +63,30 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Res {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Res {
         let mut req = Request::builder().method(method).uri(self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let res = self.client.request(req.body(Full::new(body.into())).unwrap()).await.unwrap();
+        let res = self
+            .client
+            .request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.unwrap().to_bytes();
-        Res { status, headers, body }
+        Res {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Res {
@@ -80,8 +94,15 @@ impl Server {
     }
 
     /// Reads an SSE response until `until` appears in the text or `timeout` passes.
-    pub async fn sse_until(&self, path: &str, until: &str, timeout: Duration) -> (StatusCode, HeaderMap, String) {
-        let req = Request::get(self.url(path)).body(Full::new(Bytes::new())).unwrap();
+    pub async fn sse_until(
+        &self,
+        path: &str,
+        until: &str,
+        timeout: Duration,
+    ) -> (StatusCode, HeaderMap, String) {
+        let req = Request::get(self.url(path))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
         let res = self.client.request(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();

@@ -71,13 +71,18 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Reply {
 }
 
 async fn body_json(req: Request<Incoming>) -> Result<Value, ApiError> {
-    let bytes = read_limited(req.into_body(), 1 << 20)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "request body too large"))?;
+    let bytes = read_limited(req.into_body(), 1 << 20).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+            "request body too large",
+        )
+    })?;
     if bytes.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", e.to_string()))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", e.to_string()))
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<String> {
@@ -91,30 +96,51 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
     let subs = &ctx.subs;
     let origin = format!(
         "http://{}",
-        headers::text(req.headers(), "host").ok().flatten().unwrap_or("localhost")
+        headers::text(req.headers(), "host")
+            .ok()
+            .flatten()
+            .unwrap_or("localhost")
     );
     if path == "jwks.json" {
-        return Ok(Reply::json(StatusCode::OK, &subs.jwks()).header("content-type", "application/jwk-set+json"));
+        return Ok(Reply::json(StatusCode::OK, &subs.jwks())
+            .header("content-type", "application/jwk-set+json"));
     }
     let Some(rest) = path.strip_prefix("subscriptions/") else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such endpoint",
+        ));
     };
     let mut segs = rest.splitn(2, '/');
     let id = segs
         .next()
         .and_then(|s| query::decode(s, false))
         .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ID", "malformed subscription id"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ID",
+                "malformed subscription id",
+            )
+        })?;
     let tail = segs.next().unwrap_or("");
     let method = req.method().clone();
     match (method, tail) {
         (Method::PUT, "") => {
             let body = body_json(req).await?;
             let (created, view) = subs.put(&ctx.engine, &id, &body, &origin)?;
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(Reply::json(status, &view))
         }
-        (Method::GET, "") => Ok(Reply::json(StatusCode::OK, &subs.get(&id).ok_or_else(not_found)?)),
+        (Method::GET, "") => Ok(Reply::json(
+            StatusCode::OK,
+            &subs.get(&id).ok_or_else(not_found)?,
+        )),
         (Method::DELETE, "") => {
             subs.delete(&id).ok_or_else(not_found)?;
             Ok(Reply::new(StatusCode::NO_CONTENT))
@@ -127,7 +153,13 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
         (Method::DELETE, t) if t.starts_with("streams/") => {
             let p = query::decode(&t["streams/".len()..], false)
                 .filter(|p| !p.is_empty())
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH", "malformed stream path"))?;
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_PATH",
+                        "malformed stream path",
+                    )
+                })?;
             subs.remove_stream(&id, &p)?;
             Ok(Reply::new(StatusCode::NO_CONTENT))
         }
@@ -135,7 +167,10 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
             let token = bearer(&req);
             let body = body_json(req).await?;
             let next_wake = subs.ack(&ctx.engine, &id, token.as_deref(), &body)?;
-            Ok(Reply::json(StatusCode::OK, &json!({ "ok": true, "next_wake": next_wake })))
+            Ok(Reply::json(
+                StatusCode::OK,
+                &json!({ "ok": true, "next_wake": next_wake }),
+            ))
         }
         (Method::POST, "claim") => {
             let body = body_json(req).await?;
@@ -150,6 +185,10 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
             subs.release(&id, token.as_deref(), &body)?;
             Ok(Reply::new(StatusCode::NO_CONTENT))
         }
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed here")),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed here",
+        )),
     }
 }

@@ -80,7 +80,8 @@ mod tests {
         let sig_b64 = h.rsplit("ed25519=").next().unwrap();
         let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig_b64).unwrap()).unwrap();
         let x = s.jwks()["keys"][0]["x"].as_str().unwrap().to_string();
-        let vk = VerifyingKey::from_bytes(&URL_SAFE_NO_PAD.decode(x).unwrap().try_into().unwrap()).unwrap();
+        let vk = VerifyingKey::from_bytes(&URL_SAFE_NO_PAD.decode(x).unwrap().try_into().unwrap())
+            .unwrap();
         assert!(vk.verify(b"1700000000.{}", &sig).is_ok());
         assert!(h.starts_with("t=1700000000,kid=ds_"));
     }

@@ -56,8 +56,16 @@ struct Sub {
 
 /// What to do after the state lock is released.
 enum Action {
-    Deliver { id: String, url: String, generation: u64, body: Bytes },
-    AppendWake { stream: String, event: Bytes },
+    Deliver {
+        id: String,
+        url: String,
+        generation: u64,
+        body: Bytes,
+    },
+    AppendWake {
+        stream: String,
+        event: Bytes,
+    },
 }
 
 /// All subscriptions of one server, the signing key and the webhook client.
@@ -72,7 +80,11 @@ fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
 }
 
 fn fenced() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "FENCED", "this wake generation is no longer current")
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "FENCED",
+        "this wake generation is no longer current",
+    )
 }
 
 impl Sub {
@@ -160,7 +172,11 @@ impl Sub {
             wake_id: format!("w_{}", token()),
             generation: self.generation,
             token: token(),
-            streams: self.links.iter().map(|(p, l)| (p.clone(), l.tail)).collect(),
+            streams: self
+                .links
+                .iter()
+                .map(|(p, l)| (p.clone(), l.tail))
+                .collect(),
             holder: None,
             lease_until: now + self.lease,
         };
@@ -222,10 +238,13 @@ fn parse_spec(id: &str, body: &Value, origin: &str) -> Result<(Sub, Vec<String>)
             if let Some(why) = webhook::reject_reason(url) {
                 return Err(bad("WEBHOOK_URL_REJECTED", why));
             }
-            Kind::Webhook { url: url.to_string() }
+            Kind::Webhook {
+                url: url.to_string(),
+            }
         }
         Some("pull-wake") => Kind::PullWake {
-            wake_stream: s("wake_stream").ok_or_else(|| bad("INVALID_REQUEST", "wake_stream is required"))?,
+            wake_stream: s("wake_stream")
+                .ok_or_else(|| bad("INVALID_REQUEST", "wake_stream is required"))?,
         },
         _ => return Err(bad("INVALID_REQUEST", "type must be webhook or pull-wake")),
     };
@@ -272,16 +291,26 @@ fn parse_spec(id: &str, body: &Value, origin: &str) -> Result<(Sub, Vec<String>)
 }
 
 fn parse_acks(body: &Value) -> Result<Vec<(String, u64)>, ApiError> {
-    let Some(acks) = body.get("acks") else { return Ok(Vec::new()) };
-    let acks = acks.as_array().ok_or_else(|| bad("INVALID_REQUEST", "acks must be an array"))?;
+    let Some(acks) = body.get("acks") else {
+        return Ok(Vec::new());
+    };
+    let acks = acks
+        .as_array()
+        .ok_or_else(|| bad("INVALID_REQUEST", "acks must be an array"))?;
     acks.iter()
         .map(|a| {
             let stream = a.get("stream").and_then(Value::as_str);
-            let offset = a.get("offset").and_then(Value::as_str).and_then(parse_offset);
+            let offset = a
+                .get("offset")
+                .and_then(Value::as_str)
+                .and_then(parse_offset);
             match (stream, offset) {
                 (Some(s), Some(OffsetParam::At(o))) => Ok((s.to_string(), o)),
                 (Some(s), Some(OffsetParam::Start)) => Ok((s.to_string(), 0)),
-                _ => Err(bad("INVALID_REQUEST", "each ack needs a stream and an offset")),
+                _ => Err(bad(
+                    "INVALID_REQUEST",
+                    "each ack needs a stream and an offset",
+                )),
             }
         })
         .collect()
@@ -289,7 +318,11 @@ fn parse_acks(body: &Value) -> Result<Vec<(String, u64)>, ApiError> {
 
 /// Checks the wake a call names: its id and generation must be the open
 /// wake's (else fenced), and the bearer token must be its token.
-fn check_wake<'a>(sub: &'a mut Sub, token: Option<&str>, body: &Value) -> Result<&'a mut Wake, ApiError> {
+fn check_wake<'a>(
+    sub: &'a mut Sub,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<&'a mut Wake, ApiError> {
     let wake_id = body.get("wake_id").and_then(Value::as_str);
     let generation = body.get("generation").and_then(Value::as_u64);
     let w = sub.wake.as_mut().ok_or_else(fenced)?;
@@ -297,7 +330,11 @@ fn check_wake<'a>(sub: &'a mut Sub, token: Option<&str>, body: &Value) -> Result
         return Err(fenced());
     }
     if token != Some(w.token.as_str()) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "missing or wrong token"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "missing or wrong token",
+        ));
     }
     Ok(w)
 }
@@ -335,7 +372,13 @@ impl Subscriptions {
     }
 
     /// Creates or idempotently confirms a subscription: `(created, view)`.
-    pub fn put(self: &Arc<Self>, engine: &Engine, id: &str, body: &Value, origin: &str) -> Result<(bool, Value), ApiError> {
+    pub fn put(
+        self: &Arc<Self>,
+        engine: &Engine,
+        id: &str,
+        body: &Value,
+        origin: &str,
+    ) -> Result<(bool, Value), ApiError> {
         let (mut sub, streams) = parse_spec(id, body, origin)?;
         let mut map = self.lock();
         if let Some(existing) = map.get(id) {
@@ -367,7 +410,12 @@ impl Subscriptions {
     }
 
     /// Links more streams explicitly.
-    pub fn add_streams(self: &Arc<Self>, engine: &Engine, id: &str, body: &Value) -> Result<(), ApiError> {
+    pub fn add_streams(
+        self: &Arc<Self>,
+        engine: &Engine,
+        id: &str,
+        body: &Value,
+    ) -> Result<(), ApiError> {
         let streams: Vec<String> = body
             .get("streams")
             .and_then(Value::as_array)
@@ -404,8 +452,11 @@ impl Subscriptions {
             let tail = engine.tail(name).map_or(0, |(t, _)| t);
             map.values_mut()
                 .filter_map(|sub| {
-                    let linked =
-                        sub.links.contains_key(name) || sub.pattern.as_deref().is_some_and(|p| glob::matches(p, name));
+                    let linked = sub.links.contains_key(name)
+                        || sub
+                            .pattern
+                            .as_deref()
+                            .is_some_and(|p| glob::matches(p, name));
                     if !linked {
                         return None;
                     }
@@ -426,7 +477,13 @@ impl Subscriptions {
 
     /// Acknowledges offsets for the open wake (webhook callback or pull ack);
     /// with `done` the wake closes. Returns whether a new wake opened.
-    pub fn ack(self: &Arc<Self>, engine: &Engine, id: &str, token: Option<&str>, body: &Value) -> Result<bool, ApiError> {
+    pub fn ack(
+        self: &Arc<Self>,
+        engine: &Engine,
+        id: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<bool, ApiError> {
         let acks = parse_acks(body)?;
         let done = body.get("done").and_then(Value::as_bool).unwrap_or(false);
         let action = {
@@ -457,13 +514,20 @@ impl Subscriptions {
         let mut map = self.lock();
         let sub = map.get_mut(id).ok_or_else(not_found)?;
         if !matches!(sub.kind, Kind::PullWake { .. }) {
-            return Err(bad("NOT_PULL_WAKE", "only pull-wake subscriptions are claimed"));
+            return Err(bad(
+                "NOT_PULL_WAKE",
+                "only pull-wake subscriptions are claimed",
+            ));
         }
         let now = Instant::now();
         if let Some(w) = &sub.wake {
             if let Some(h) = &w.holder {
                 if *h != worker && w.lease_until > now {
-                    let mut e = ApiError::new(StatusCode::CONFLICT, "ALREADY_CLAIMED", "another worker holds this wake");
+                    let mut e = ApiError::new(
+                        StatusCode::CONFLICT,
+                        "ALREADY_CLAIMED",
+                        "another worker holds this wake",
+                    );
                     e.extra = Some(("current_holder", h.clone()));
                     return Err(e);
                 }
@@ -515,13 +579,25 @@ impl Subscriptions {
                     }
                 });
             }
-            Action::Deliver { id, url, generation, body } => {
+            Action::Deliver {
+                id,
+                url,
+                generation,
+                body,
+            } => {
                 tokio::spawn(async move { this.deliver(engine, id, url, generation, body).await });
             }
         }
     }
 
-    async fn deliver(self: Arc<Self>, engine: Engine, id: String, url: String, generation: u64, body: Bytes) {
+    async fn deliver(
+        self: Arc<Self>,
+        engine: Engine,
+        id: String,
+        url: String,
+        generation: u64,
+        body: Bytes,
+    ) {
         for attempt in 1..=3u64 {
             match webhook::deliver(&self.client, &self.signer, &url, body.clone()).await {
                 Ok(answer) => {
@@ -530,7 +606,8 @@ impl Subscriptions {
                         let action = {
                             let mut map = self.lock();
                             let Some(sub) = map.get_mut(&id) else { return };
-                            let Some(w) = sub.wake.as_ref().filter(|w| w.generation == generation) else {
+                            let Some(w) = sub.wake.as_ref().filter(|w| w.generation == generation)
+                            else {
                                 return;
                             };
                             let acks = w.streams.clone();

@@ -39,13 +39,22 @@ pub fn reject_reason(url: &str) -> Option<&'static str> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V4(ip)) => {
-            if ip.is_private() || ip.is_link_local() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+            if ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || ip.is_broadcast()
+            {
                 return Some("webhook URL points at a private or special address");
             }
         }
         Ok(IpAddr::V6(ip)) => {
             let seg0 = ip.segments()[0];
-            if ip.is_unspecified() || ip.is_multicast() || (seg0 & 0xfe00) == 0xfc00 || (seg0 & 0xffc0) == 0xfe80 {
+            if ip.is_unspecified()
+                || ip.is_multicast()
+                || (seg0 & 0xfe00) == 0xfc00
+                || (seg0 & 0xffc0) == 0xfe80
+            {
                 return Some("webhook URL points at a private or special address");
             }
         }
@@ -62,7 +71,10 @@ pub async fn deliver(
     url: &str,
     body: Bytes,
 ) -> Result<serde_json::Value, String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let req = hyper::Request::post(url)
         .header("content-type", "application/json")
         .header("webhook-signature", signer.header(now, &body))

@@ -17,12 +17,16 @@ fn within(inner: &[u8], outer: &[u8]) -> bool {
 #[test]
 fn data_frames_share_the_stored_bytes() {
     let b = batch_at(3);
-    let enc = Encoder::default().encode(&Frame::new(1, Message::Data(b.clone()))).unwrap();
+    let enc = Encoder::default()
+        .encode(&Frame::new(1, Message::Data(b.clone())))
+        .unwrap();
     assert_eq!(enc.tail().as_ptr(), b.raw().as_ptr());
     assert_eq!(enc.head().len(), HEADER_LEN + DATA_HEAD_LEN);
     // Fan-out: many subscribers, one copy of the payloads.
     for id in 2..10 {
-        let e = Encoder::default().encode(&Frame::new(id, Message::Data(b.clone()))).unwrap();
+        let e = Encoder::default()
+            .encode(&Frame::new(id, Message::Data(b.clone())))
+            .unwrap();
         assert_eq!(e.tail().as_ptr(), b.raw().as_ptr());
     }
 }
@@ -30,8 +34,14 @@ fn data_frames_share_the_stored_bytes() {
 #[test]
 fn decoded_data_and_appends_borrow_the_read_buffer() {
     let b = batch_at(3);
-    let wire = Encoder::default().encode(&Frame::new(1, Message::Data(b))).unwrap().to_bytes();
-    let Message::Data(got) = decode_frame(wire.clone(), DEFAULT_MAX_FRAME).unwrap().message else {
+    let wire = Encoder::default()
+        .encode(&Frame::new(1, Message::Data(b)))
+        .unwrap()
+        .to_bytes();
+    let Message::Data(got) = decode_frame(wire.clone(), DEFAULT_MAX_FRAME)
+        .unwrap()
+        .message
+    else {
         panic!("not data")
     };
     assert!(within(got.raw(), &wire));
@@ -42,8 +52,14 @@ fn decoded_data_and_appends_borrow_the_read_buffer() {
         close: false,
         records: vec![Record::keyed("key", "payload"), Record::new("p2")],
     };
-    let wire = Encoder::default().encode(&Frame::new(1, Message::Append(append))).unwrap().to_bytes();
-    let Message::Append(got) = decode_frame(wire.clone(), DEFAULT_MAX_FRAME).unwrap().message else {
+    let wire = Encoder::default()
+        .encode(&Frame::new(1, Message::Append(append)))
+        .unwrap()
+        .to_bytes();
+    let Message::Append(got) = decode_frame(wire.clone(), DEFAULT_MAX_FRAME)
+        .unwrap()
+        .message
+    else {
         panic!("not append")
     };
     for r in &got.records {
@@ -61,7 +77,10 @@ fn build_and_records_are_inverse() {
         Record::new(""),
     ];
     let b = batch::build(100, 5, &recs).unwrap();
-    assert_eq!((b.first_offset(), b.next_offset(), b.append_time_ms()), (100, 104, 5));
+    assert_eq!(
+        (b.first_offset(), b.next_offset(), b.append_time_ms()),
+        (100, 104, 5)
+    );
     assert_eq!(batch::records(&b), recs);
     assert_eq!(batch::build(0, 0, &[]), Err(EncodeError::EmptyBatch));
 }
@@ -74,13 +93,22 @@ fn for_wire_keeps_whole_batches_and_compacts_mostly_hidden_ones() {
     assert_eq!(same.raw().as_ptr(), b.raw().as_ptr());
     // Most of the batch visible: still zero-copy.
     let most = b.skip_to(1010).unwrap();
-    assert_eq!(batch::for_wire(&most, DEFAULT_MAX_FRAME).unwrap().raw().as_ptr(), b.raw().as_ptr());
+    assert_eq!(
+        batch::for_wire(&most, DEFAULT_MAX_FRAME)
+            .unwrap()
+            .raw()
+            .as_ptr(),
+        b.raw().as_ptr()
+    );
     // Two records out of a hundred: compacted to just them.
     let two = b.skip_to(1050).unwrap().truncate(2);
     let c = batch::for_wire(&two, DEFAULT_MAX_FRAME).unwrap();
     assert_ne!(c.raw().as_ptr(), b.raw().as_ptr());
     assert_eq!(c.raw().len(), LAYOUT_HEADER_LEN + 2 * (4 + 4 + 100));
-    assert_eq!((c.first_offset(), c.next_offset(), c.append_time_ms()), (1050, 1052, 42));
+    assert_eq!(
+        (c.first_offset(), c.next_offset(), c.append_time_ms()),
+        (1050, 1052, 42)
+    );
     assert!(c.iter().zip(two.iter()).all(|(x, y)| x == y));
     // A whole batch above the peer's limit is compacted to what is visible...
     let small = MIN_MAX_FRAME;
@@ -89,7 +117,9 @@ fn for_wire_keeps_whole_batches_and_compacts_mostly_hidden_ones() {
     let part = big.fit(30_000);
     let c = batch::for_wire(&part, small).unwrap();
     assert_eq!(c.len(), part.len());
-    assert!(Encoder::new(small).encode(&Frame::new(1, Message::Data(c))).is_ok());
+    assert!(Encoder::new(small)
+        .encode(&Frame::new(1, Message::Data(c)))
+        .is_ok());
     // ...and refused when even that does not fit.
     assert!(matches!(
         batch::for_wire(&big, small),
@@ -125,7 +155,10 @@ fn damaged_data_frames_are_malformed() {
 
     let bad = |body: Bytes| {
         let e = decode_frame(body, DEFAULT_MAX_FRAME).unwrap_err();
-        assert!(matches!(e, DecodeError::Malformed { request_id: 4, .. }), "{e}");
+        assert!(
+            matches!(e, DecodeError::Malformed { request_id: 4, .. }),
+            "{e}"
+        );
     };
     bad(data_body(0, 2, 2, &layout)); // empty range
     bad(data_body(0, 3, 2, &layout)); // reversed
@@ -167,5 +200,8 @@ fn damaged_append_bodies_are_malformed() {
     let mut body = vec![4, 0, 0, 0, 1, b's', 0, 0];
     assert!(frame(&body).is_ok());
     body.extend_from_slice(&[1, 0, 0, 0, 0]);
-    assert!(matches!(frame(&body), Err(DecodeError::Malformed { request_id: 8, .. })));
+    assert!(matches!(
+        frame(&body),
+        Err(DecodeError::Malformed { request_id: 8, .. })
+    ));
 }

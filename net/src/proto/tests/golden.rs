@@ -46,7 +46,10 @@ fn error_frame() {
         },
         "gap",
     ));
-    assert_eq!(wire(5, m), [13, 0, 0, 0, 1, 0xff, 5, 0, 0, 0, 16, 6, 9, 3, b'g', b'a', b'p']);
+    assert_eq!(
+        wire(5, m),
+        [13, 0, 0, 0, 1, 0xff, 5, 0, 0, 0, 16, 6, 9, 3, b'g', b'a', b'p']
+    );
 }
 
 #[test]
@@ -97,8 +100,14 @@ fn data_frame() {
 fn engine_batches_go_out_as_stored() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), EngineConfig::default()).unwrap();
-    engine.create_stream("s", StreamConfig::new("application/octet-stream")).unwrap();
-    let records = vec![Record::keyed("k", "v1"), Record::new("v2"), Record::keyed("", "")];
+    engine
+        .create_stream("s", StreamConfig::new("application/octet-stream"))
+        .unwrap();
+    let records = vec![
+        Record::keyed("k", "v1"),
+        Record::new("v2"),
+        Record::keyed("", ""),
+    ];
     let frame = Frame::new(
         1,
         Message::Append(Append {
@@ -122,9 +131,14 @@ fn engine_batches_go_out_as_stored() {
     let stored = &read.batches[0];
     let mine = batch::build(0, stored.append_time_ms(), &records).unwrap();
     assert_eq!(stored.raw(), mine.raw());
-    let out = Encoder::default().encode(&Frame::new(2, Message::Data(stored.clone()))).unwrap();
+    let out = Encoder::default()
+        .encode(&Frame::new(2, Message::Data(stored.clone())))
+        .unwrap();
     assert_eq!(out.tail().as_ptr(), stored.raw().as_ptr());
-    let Message::Data(got) = decode_frame(out.to_bytes(), DEFAULT_MAX_FRAME).unwrap().message else {
+    let Message::Data(got) = decode_frame(out.to_bytes(), DEFAULT_MAX_FRAME)
+        .unwrap()
+        .message
+    else {
         panic!("not data")
     };
     assert_eq!((got.first_offset(), got.len()), (1, 2));

@@ -15,7 +15,11 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn records(min: usize) -> impl Strategy<Value = Vec<Record>> {
-    vec((of(vec(any::<u8>(), 0..8)), vec(any::<u8>(), 0..40)), min..6).prop_map(|items| {
+    vec(
+        (of(vec(any::<u8>(), 0..8)), vec(any::<u8>(), 0..40)),
+        min..6,
+    )
+    .prop_map(|items| {
         items
             .into_iter()
             .map(|(k, p)| Record {
@@ -28,38 +32,75 @@ fn records(min: usize) -> impl Strategy<Value = Vec<Record>> {
 
 /// A batch seen through an arbitrary non-empty sub-range.
 fn data_batch() -> impl Strategy<Value = Batch> {
-    (records(1), 0..u64::MAX - 8, any::<u64>(), any::<usize>(), any::<usize>()).prop_map(
-        |(recs, base, time, skip, take)| {
+    (
+        records(1),
+        0..u64::MAX - 8,
+        any::<u64>(),
+        any::<usize>(),
+        any::<usize>(),
+    )
+        .prop_map(|(recs, base, time, skip, take)| {
             let b = batch::build(base, time, &recs).unwrap();
             let b = b.skip_to(base + (skip % b.len()) as u64).unwrap();
             b.truncate(1 + take % b.len())
-        },
-    )
+        })
 }
 
 fn producer() -> impl Strategy<Value = Option<Producer>> {
-    of((text(), any::<u64>(), any::<u64>()).prop_map(|(id, epoch, seq)| Producer { id, epoch, seq }))
-}
-
-fn info() -> impl Strategy<Value = StreamInfo> {
-    (text(), text(), of(any::<u64>()), of(any::<u64>()), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
-        |(stream, content_type, ttl_secs, expires_at_ms, created_at_ms, next_offset, closed)| StreamInfo {
-            stream,
-            content_type,
-            ttl_secs,
-            expires_at_ms,
-            created_at_ms,
-            next_offset,
-            closed,
-        },
+    of(
+        (text(), any::<u64>(), any::<u64>()).prop_map(|(id, epoch, seq)| Producer {
+            id,
+            epoch,
+            seq,
+        }),
     )
 }
 
+fn info() -> impl Strategy<Value = StreamInfo> {
+    (
+        text(),
+        text(),
+        of(any::<u64>()),
+        of(any::<u64>()),
+        any::<u64>(),
+        any::<u64>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(
+                stream,
+                content_type,
+                ttl_secs,
+                expires_at_ms,
+                created_at_ms,
+                next_offset,
+                closed,
+            )| StreamInfo {
+                stream,
+                content_type,
+                ttl_secs,
+                expires_at_ms,
+                created_at_ms,
+                next_offset,
+                closed,
+            },
+        )
+}
+
 fn error_kind() -> impl Strategy<Value = ErrorKind> {
-    (0u8..24, any::<u64>(), any::<u64>(), text(), text(), vec(any::<u8>(), 0..8)).prop_map(|(code, a, b, s, t, v)| {
-        match code {
+    (
+        0u8..24,
+        any::<u64>(),
+        any::<u64>(),
+        text(),
+        text(),
+        vec(any::<u8>(), 0..8),
+    )
+        .prop_map(|(code, a, b, s, t, v)| match code {
             0 => ErrorKind::MalformedFrame,
-            1 => ErrorKind::FrameTooLarge { max_frame: a as u32 },
+            1 => ErrorKind::FrameTooLarge {
+                max_frame: a as u32,
+            },
             2 => ErrorKind::UnsupportedVersion {
                 min_version: a as u8,
                 max_version: b as u8,
@@ -74,7 +115,10 @@ fn error_kind() -> impl Strategy<Value = ErrorKind> {
             10 => ErrorKind::NotFound,
             11 => ErrorKind::ConfigConflict,
             12 => ErrorKind::Closed { next_offset: a },
-            13 => ErrorKind::ContentTypeMismatch { expected: s, got: t },
+            13 => ErrorKind::ContentTypeMismatch {
+                expected: s,
+                got: t,
+            },
             14 => ErrorKind::StreamSeqRegression {
                 last: v.clone(),
                 received: v.into_iter().rev().collect(),
@@ -91,8 +135,7 @@ fn error_kind() -> impl Strategy<Value = ErrorKind> {
             21 => ErrorKind::ShutDown,
             22 => ErrorKind::Storage,
             _ => ErrorKind::Corrupt,
-        }
-    })
+        })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -107,29 +150,35 @@ fn message() -> impl Strategy<Value = Message> {
             })
         ),
         Just(Message::Ping),
-        (text(), text(), of(any::<u64>()), of(any::<u64>())).prop_map(|(stream, content_type, ttl_secs, expires_at_ms)| {
-            Message::Create(Create {
-                stream,
-                content_type,
-                ttl_secs,
-                expires_at_ms,
-            })
-        }),
+        (text(), text(), of(any::<u64>()), of(any::<u64>())).prop_map(
+            |(stream, content_type, ttl_secs, expires_at_ms)| {
+                Message::Create(Create {
+                    stream,
+                    content_type,
+                    ttl_secs,
+                    expires_at_ms,
+                })
+            }
+        ),
         text().prop_map(|stream| Message::Head(Head { stream })),
         text().prop_map(|stream| Message::Delete(Delete { stream })),
-        (text(), producer(), any::<bool>(), records(0)).prop_map(|(stream, producer, close, records)| {
-            Message::Append(Append {
+        (text(), producer(), any::<bool>(), records(0)).prop_map(
+            |(stream, producer, close, records)| {
+                Message::Append(Append {
+                    stream,
+                    producer,
+                    close,
+                    records,
+                })
+            }
+        ),
+        (text(), any::<u64>(), any::<u32>()).prop_map(|(stream, from, max_bytes)| Message::Read(
+            Read {
                 stream,
-                producer,
-                close,
-                records,
-            })
-        }),
-        (text(), any::<u64>(), any::<u32>()).prop_map(|(stream, from, max_bytes)| Message::Read(Read {
-            stream,
-            from,
-            max_bytes
-        })),
+                from,
+                max_bytes
+            }
+        )),
         (
             text(),
             prop_oneof![
@@ -142,31 +191,41 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(|subscription| Message::Unsubscribe(Unsubscribe { subscription })),
     ];
     let replies = prop_oneof![
-        (any::<u8>(), any::<u32>(), text()).prop_map(|(version, max_frame, server)| Message::Welcome(Welcome {
-            version,
-            max_frame,
-            server
-        })),
+        (any::<u8>(), any::<u32>(), text()).prop_map(|(version, max_frame, server)| {
+            Message::Welcome(Welcome {
+                version,
+                max_frame,
+                server,
+            })
+        }),
         Just(Message::Pong),
-        (any::<bool>(), info()).prop_map(|(created, info)| Message::Created(Created { created, info })),
+        (any::<bool>(), info())
+            .prop_map(|(created, info)| Message::Created(Created { created, info })),
         info().prop_map(Message::Info),
         Just(Message::Deleted),
-        (any::<u64>(), any::<u64>(), any::<bool>(), any::<bool>(), of((any::<u64>(), any::<u64>()))).prop_map(
-            |(first_offset, next_offset, duplicate, closed, producer)| Message::Appended(Appended {
-                first_offset,
-                next_offset,
-                duplicate,
-                closed,
-                producer,
-            })
-        ),
-        (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(next_offset, tail, closed)| Message::ReadDone(
-            ReadDone {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<bool>(),
+            of((any::<u64>(), any::<u64>()))
+        )
+            .prop_map(|(first_offset, next_offset, duplicate, closed, producer)| {
+                Message::Appended(Appended {
+                    first_offset,
+                    next_offset,
+                    duplicate,
+                    closed,
+                    producer,
+                })
+            }),
+        (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(next_offset, tail, closed)| {
+            Message::ReadDone(ReadDone {
                 next_offset,
                 tail,
-                closed
-            }
-        )),
+                closed,
+            })
+        }),
         any::<u64>().prop_map(|fence| Message::Subscribed(Subscribed { fence })),
         any::<u64>().prop_map(|next_offset| Message::Unsubscribed(Unsubscribed { next_offset })),
         data_batch().prop_map(Message::Data),
@@ -179,14 +238,19 @@ fn message() -> impl Strategy<Value = Message> {
             },
         })),
         any::<u64>().prop_map(|next_offset| Message::EndOfStream(EndOfStream { next_offset })),
-        (error_kind(), text()).prop_map(|(kind, message)| Message::Error(WireError::new(kind, message))),
+        (error_kind(), text())
+            .prop_map(|(kind, message)| Message::Error(WireError::new(kind, message))),
     ];
     prop_oneof![requests, replies]
 }
 
 proptest! {
     #[test]
-    fn decode_inverts_encode(m in message(), id in any::<u32>(), cuts in vec(any::<usize>(), 0..4)) {
+    fn decode_inverts_encode(
+        m in message(),
+        id in any::<u32>(),
+        cuts in vec(any::<usize>(), 0..4),
+    ) {
         let frame = Frame::new(id, m);
         let wire = Encoder::default().encode(&frame).unwrap().to_bytes();
         prop_assert_eq!(decode_frame(wire.clone(), DEFAULT_MAX_FRAME).unwrap(), frame.clone());
@@ -215,8 +279,11 @@ proptest! {
     fn random_bytes_never_panic(bytes in vec(any::<u8>(), 0..512)) {
         let mut decoder = Decoder::new(MIN_MAX_FRAME);
         let mut buf = BytesMut::from(&bytes[..]);
-        while let Ok(Some(_)) | Err(DecodeError::Malformed { .. } | DecodeError::UnknownOpcode { .. }
-            | DecodeError::UnsupportedVersion { .. }) = decoder.decode(&mut buf) {}
+        // Stop when more bytes are needed or the framing is lost.
+        while match decoder.decode(&mut buf) {
+            Ok(frame) => frame.is_some(),
+            Err(e) => !e.is_fatal(),
+        } {}
         let _ = decode_frame(Bytes::from(bytes), MIN_MAX_FRAME);
     }
 

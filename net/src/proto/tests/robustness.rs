@@ -23,7 +23,12 @@ fn truncated_at_every_position_needs_more_and_consumes_nothing() {
         for cut in 0..wire.len() {
             let mut buf = BytesMut::from(&wire[..cut]);
             let mut decoder = Decoder::default();
-            assert_eq!(decoder.decode(&mut buf), Ok(None), "{:?} cut at {cut}", frame.message.opcode());
+            assert_eq!(
+                decoder.decode(&mut buf),
+                Ok(None),
+                "{:?} cut at {cut}",
+                frame.message.opcode()
+            );
             assert_eq!(buf.len(), cut);
             // The rest arrives: the same decoder finishes the frame.
             buf.extend_from_slice(&wire[cut..]);
@@ -63,11 +68,21 @@ fn oversized_prefix_is_refused_from_the_prefix_alone() {
     );
     assert!(e.is_fatal());
     assert_eq!(e.request_id(), CONNECTION_ID);
-    assert_eq!(e.to_wire().kind, ErrorKind::FrameTooLarge { max_frame: MIN_MAX_FRAME });
+    assert_eq!(
+        e.to_wire().kind,
+        ErrorKind::FrameTooLarge {
+            max_frame: MIN_MAX_FRAME
+        }
+    );
     // Nothing was reserved for the claimed size, and the decoder stays failed.
     assert!(buf.capacity() < 1024);
     buf.clear();
-    buf.extend_from_slice(&Encoder::default().encode(&Frame::new(1, Message::Ping)).unwrap().to_bytes());
+    buf.extend_from_slice(
+        &Encoder::default()
+            .encode(&Frame::new(1, Message::Ping))
+            .unwrap()
+            .to_bytes(),
+    );
     assert_eq!(decoder.decode(&mut buf), Err(e));
 
     let mut buf = BytesMut::new();
@@ -97,7 +112,12 @@ fn the_limit_is_inclusive() {
     let fits = append(max as usize - base);
     let wire = Encoder::new(max).encode(&fits).unwrap().to_bytes();
     assert_eq!(wire.len() - PREFIX_LEN, max as usize);
-    assert_eq!(Decoder::new(max).decode(&mut BytesMut::from(&wire[..])).unwrap(), Some(fits));
+    assert_eq!(
+        Decoder::new(max)
+            .decode(&mut BytesMut::from(&wire[..]))
+            .unwrap(),
+        Some(fits)
+    );
     let over = append(max as usize - base + 1);
     assert!(matches!(
         Encoder::new(max).encode(&over),
@@ -123,10 +143,21 @@ fn undersized_prefix_is_fatal() {
 fn unknown_version_is_reported_and_skipped() {
     for version in [0u8, 2, 0x7f, 0xff] {
         let mut buf = header(MIN_LENGTH, version, Opcode::Ping as u8, 77);
-        buf.extend_from_slice(&Encoder::default().encode(&Frame::new(3, Message::Pong)).unwrap().to_bytes());
+        buf.extend_from_slice(
+            &Encoder::default()
+                .encode(&Frame::new(3, Message::Pong))
+                .unwrap()
+                .to_bytes(),
+        );
         let mut decoder = Decoder::default();
         let e = decoder.decode(&mut buf).unwrap_err();
-        assert_eq!(e, DecodeError::UnsupportedVersion { version, request_id: 77 });
+        assert_eq!(
+            e,
+            DecodeError::UnsupportedVersion {
+                version,
+                request_id: 77
+            }
+        );
         assert!(!e.is_fatal());
         assert_eq!(e.request_id(), 77);
         assert_eq!(
@@ -136,7 +167,10 @@ fn unknown_version_is_reported_and_skipped() {
                 max_version: MAX_VERSION
             }
         );
-        assert_eq!(decoder.decode(&mut buf).unwrap(), Some(Frame::new(3, Message::Pong)));
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap(),
+            Some(Frame::new(3, Message::Pong))
+        );
     }
 }
 
@@ -148,12 +182,26 @@ fn every_undefined_opcode_is_reported_and_skipped() {
         }
         let mut buf = header(MIN_LENGTH + 3, VERSION, byte, 5);
         buf.put_slice(b"abc");
-        buf.extend_from_slice(&Encoder::default().encode(&Frame::new(6, Message::Ping)).unwrap().to_bytes());
+        buf.extend_from_slice(
+            &Encoder::default()
+                .encode(&Frame::new(6, Message::Ping))
+                .unwrap()
+                .to_bytes(),
+        );
         let mut decoder = Decoder::default();
         let e = decoder.decode(&mut buf).unwrap_err();
-        assert_eq!(e, DecodeError::UnknownOpcode { opcode: byte, request_id: 5 });
+        assert_eq!(
+            e,
+            DecodeError::UnknownOpcode {
+                opcode: byte,
+                request_id: 5
+            }
+        );
         assert_eq!(e.to_wire().kind, ErrorKind::UnknownOpcode { opcode: byte });
-        assert_eq!(decoder.decode(&mut buf).unwrap(), Some(Frame::new(6, Message::Ping)));
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap(),
+            Some(Frame::new(6, Message::Ping))
+        );
     }
 }
 
@@ -172,7 +220,10 @@ fn empty_bodies_must_be_empty() {
 #[test]
 fn trailing_bytes_after_a_control_body_are_malformed() {
     for (frame, wire) in frames() {
-        if matches!(frame.message, Message::Data(_) | Message::Ping | Message::Pong | Message::Deleted) {
+        if matches!(
+            frame.message,
+            Message::Data(_) | Message::Ping | Message::Pong | Message::Deleted
+        ) {
             continue;
         }
         if let Message::Append(a) = &frame.message {
@@ -185,7 +236,11 @@ fn trailing_bytes_after_a_control_body_are_malformed() {
         let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) + 1;
         buf[..4].copy_from_slice(&len.to_le_bytes());
         let e = Decoder::default().decode(&mut buf).unwrap_err();
-        assert!(matches!(e, DecodeError::Malformed { .. }), "{:?}: {e}", frame.message.opcode());
+        assert!(
+            matches!(e, DecodeError::Malformed { .. }),
+            "{:?}: {e}",
+            frame.message.opcode()
+        );
         assert_eq!(e.request_id(), frame.request_id);
         assert_eq!(e.to_wire().kind, ErrorKind::MalformedFrame);
     }
@@ -196,7 +251,12 @@ fn every_opcode_rejects_a_truncated_body() {
     for (frame, wire) in frames() {
         let body = wire.len() - HEADER_LEN;
         for keep in 0..body {
-            if keep == 0 && matches!(frame.message, Message::Ping | Message::Pong | Message::Deleted) {
+            if keep == 0
+                && matches!(
+                    frame.message,
+                    Message::Ping | Message::Pong | Message::Deleted
+                )
+            {
                 continue;
             }
             let mut buf = BytesMut::from(&wire[..HEADER_LEN + keep]);
@@ -239,9 +299,17 @@ fn bodies_over_the_control_limit_are_refused() {
         Encoder::default().encode(&big),
         Err(EncodeError::ControlTooLarge { .. })
     ));
-    let mut buf = header(MIN_LENGTH + MAX_CONTROL_LEN as u32 + 1, VERSION, Opcode::Head as u8, 1);
+    let mut buf = header(
+        MIN_LENGTH + MAX_CONTROL_LEN as u32 + 1,
+        VERSION,
+        Opcode::Head as u8,
+        1,
+    );
     buf.put_bytes(0, MAX_CONTROL_LEN + 1);
-    assert!(matches!(Decoder::default().decode(&mut buf), Err(DecodeError::Malformed { .. })));
+    assert!(matches!(
+        Decoder::default().decode(&mut buf),
+        Err(DecodeError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -249,7 +317,10 @@ fn invalid_utf8_in_a_string_is_malformed() {
     let mut buf = header(MIN_LENGTH + 3, VERSION, Opcode::Head as u8, 1);
     buf.put_u8(2);
     buf.put_slice(&[0xc3, 0x28]);
-    assert!(matches!(Decoder::default().decode(&mut buf), Err(DecodeError::Malformed { .. })));
+    assert!(matches!(
+        Decoder::default().decode(&mut buf),
+        Err(DecodeError::Malformed { .. })
+    ));
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -307,4 +378,18 @@ fn drain(bytes: &[u8]) {
             }
         }
     }
+}
+
+#[test]
+fn huge_claimed_byte_field_in_an_error_is_refused() {
+    // Error { kind: StreamSeqRegression { last: <claims 2^60 bytes> .. } }
+    let mut buf = header(MIN_LENGTH + 11, VERSION, Opcode::Error as u8, 0);
+    buf.put_u8(14);
+    buf.put_u8(253);
+    buf.put_u64_le(1 << 60);
+    buf.put_u8(0);
+    assert!(matches!(
+        Decoder::default().decode(&mut buf),
+        Err(DecodeError::Malformed { .. })
+    ));
 }

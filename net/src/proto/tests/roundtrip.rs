@@ -20,11 +20,17 @@ fn samples_cover_every_opcode() {
 fn opcodes_round_trip_and_partition() {
     for op in Opcode::ALL {
         assert_eq!(Opcode::from_u8(op as u8), Some(op));
-        let is_reply = matches!(op, Opcode::Data | Opcode::Resume | Opcode::EndOfStream | Opcode::Error)
-            || Opcode::ALL.iter().any(|r| r.is_request() && (*r as u8 | 0x80) == op as u8);
+        let is_reply = matches!(
+            op,
+            Opcode::Data | Opcode::Resume | Opcode::EndOfStream | Opcode::Error
+        ) || Opcode::ALL
+            .iter()
+            .any(|r| r.is_request() && (*r as u8 | 0x80) == op as u8);
         assert_eq!(op.is_request(), !is_reply, "{op:?}");
     }
-    let defined = (0..=255u8).filter(|b| Opcode::from_u8(*b).is_some()).count();
+    let defined = (0..=255u8)
+        .filter(|b| Opcode::from_u8(*b).is_some())
+        .count();
     assert_eq!(defined, Opcode::ALL.len());
 }
 
@@ -34,18 +40,31 @@ fn every_message_round_trips() {
         let mut buf = BytesMut::from(&wire[..]);
         let got = Decoder::default().decode(&mut buf).unwrap();
         assert_eq!(got.as_ref(), Some(&frame));
-        assert!(buf.is_empty(), "{:?} left bytes behind", frame.message.opcode());
-        assert_eq!(decode_frame(wire.clone(), DEFAULT_MAX_FRAME).unwrap(), frame);
+        assert!(
+            buf.is_empty(),
+            "{:?} left bytes behind",
+            frame.message.opcode()
+        );
+        assert_eq!(
+            decode_frame(wire.clone(), DEFAULT_MAX_FRAME).unwrap(),
+            frame
+        );
     }
 }
 
 #[test]
 fn header_fields_are_where_the_spec_says() {
     for (frame, wire) in frames() {
-        assert_eq!(u32::from_le_bytes(wire[..4].try_into().unwrap()) as usize, wire.len() - 4);
+        assert_eq!(
+            u32::from_le_bytes(wire[..4].try_into().unwrap()) as usize,
+            wire.len() - 4
+        );
         assert_eq!(wire[4], VERSION);
         assert_eq!(wire[5], frame.message.opcode() as u8);
-        assert_eq!(u32::from_le_bytes(wire[6..10].try_into().unwrap()), frame.request_id);
+        assert_eq!(
+            u32::from_le_bytes(wire[6..10].try_into().unwrap()),
+            frame.request_id
+        );
     }
 }
 

@@ -93,8 +93,12 @@ pub fn messages() -> Vec<Message> {
             ttl_secs: Some(3600),
             expires_at_ms: None,
         }),
-        Message::Head(Head { stream: "orders".into() }),
-        Message::Delete(Delete { stream: "orders".into() }),
+        Message::Head(Head {
+            stream: "orders".into(),
+        }),
+        Message::Delete(Delete {
+            stream: "orders".into(),
+        }),
         Message::Append(Append {
             stream: "orders".into(),
             producer: Some(Producer {
