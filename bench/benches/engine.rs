@@ -64,6 +64,7 @@ const READ_BUDGET: usize = 1 << 20;
 /// Column family holding record batches in the engine (see `keys.rs`).
 const CF_WAL: &str = "wal";
 
+/// The durability mode as it appears in benchmark ids.
 fn mode_name(d: Durability) -> &'static str {
     match d {
         Durability::Sync => "sync",
@@ -168,6 +169,7 @@ fn sid(stream: usize) -> u64 {
     stream as u64 + 1
 }
 
+/// Stream names sort like their indices, as in a real multi-stream load.
 fn stream_name(i: usize) -> String {
     format!("s{i:04}")
 }
@@ -204,6 +206,8 @@ impl EngineFixture {
     }
 }
 
+/// Opens with production defaults except durability, so the numbers hold for a
+/// real server.
 fn open_engine(path: &Path, durability: Durability) -> Engine {
     Engine::open(
         path,
@@ -292,6 +296,7 @@ impl RawDb {
     }
 }
 
+/// Criterion settings shared by every group, bounded so a full run takes minutes.
 fn configure(g: &mut BenchmarkGroup<'_, WallTime>, durability: Durability) {
     // Every iteration grows the database, so equal-sized samples (flat) are
     // more honest than criterion's linear ramp, and bound the run time of
@@ -552,6 +557,8 @@ fn bench_read(c: &mut Criterion, payloads: &Payloads) {
     g.finish();
 }
 
+/// Runs every group in one process; a criterion filter argument skips the
+/// setup of filtered-out cases (fixtures are built lazily).
 fn main() {
     // Plots are skipped: they add minutes of rendering and the numbers are
     // what RESULTS.md records.
