@@ -107,7 +107,6 @@ impl Message {
         out: &mut BytesMut,
         max_frame: u32,
     ) -> Result<Bytes, EncodeError> {
-        let none = Bytes::new();
         match self {
             Message::Ping | Message::Pong | Message::Deleted => {}
             Message::Hello(m) => control::encode(m, out)?,
@@ -130,7 +129,7 @@ impl Message {
             Message::EndOfStream(m) => control::encode(m, out)?,
             Message::Error(m) => control::encode(m, out)?,
         }
-        Ok(none)
+        Ok(Bytes::new())
     }
 
     /// Decodes the body of a frame with opcode `op`; the error says why the
@@ -154,12 +153,10 @@ impl Message {
             Opcode::Hello => Message::Hello(control::decode(&body).map_err(c)?),
             Opcode::Create => Message::Create(control::decode(&body).map_err(c)?),
             Opcode::Head => Message::Head(control::decode(&body).map_err(c)?),
-            Opcode::Delete => Message::Delete(control::decode::<Delete>(&body).map_err(c)?),
+            Opcode::Delete => Message::Delete(control::decode(&body).map_err(c)?),
             Opcode::Append => Message::Append(read_append(body)?),
-            Opcode::Read => Message::Read(control::decode::<Read>(&body).map_err(c)?),
-            Opcode::Subscribe => {
-                Message::Subscribe(control::decode::<Subscribe>(&body).map_err(c)?)
-            }
+            Opcode::Read => Message::Read(control::decode(&body).map_err(c)?),
+            Opcode::Subscribe => Message::Subscribe(control::decode(&body).map_err(c)?),
             Opcode::Unsubscribe => Message::Unsubscribe(control::decode(&body).map_err(c)?),
             Opcode::Welcome => Message::Welcome(control::decode(&body).map_err(c)?),
             Opcode::Created => Message::Created(control::decode(&body).map_err(c)?),
