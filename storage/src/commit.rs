@@ -178,6 +178,7 @@ impl Committer {
                     }
                     Command::Shutdown => {
                         self.flush(&mut group);
+                        self.end_followers();
                         return;
                     }
                 }
@@ -270,7 +271,8 @@ impl Committer {
         if !req.records.is_empty() {
             let raw = batch::encode(&req.records, now_ms());
             g.wb.put_cf(&self.shared.cf(CF_WAL), wal_key(stream.id, first), &raw);
-            st.batches.push(Batch::from_encoded(first, Bytes::from(raw)));
+            st.batches
+                .push(Batch::from_encoded(first, Bytes::from(raw)));
             st.next_offset += req.records.len() as u64;
         }
         if req.close {
@@ -417,6 +419,17 @@ impl Committer {
         })
     }
 
+    /// Ends every live follower: no batch will be published any more.
+    fn end_followers(&self) {
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let streams: Vec<_> = self.shared.streams.read().values().cloned().collect();
+        for s in streams {
+            hub::end_all_shutdown(&mut s.live.lock());
+        }
+    }
+
     pub(crate) fn delete(&self, name: &str, only_id: Option<u64>) -> Result<()> {
         let Some(s) = self.shared.streams.read().get(name).cloned() else {
             return Err(Error::NotFound);
@@ -433,13 +446,15 @@ impl Committer {
         for cf in PER_STREAM_CFS {
             wb.delete_range_cf(&self.shared.cf(cf), lo, hi);
         }
-        self.shared.db.write_opt(wb, &self.write_opts)?;
-        self.shared.streams.write().remove(name);
-        {
-            let mut live = s.live.lock();
-            live.deleted = true;
-            hub::end_all_deleted(&mut live);
+        // Mark the stream deleted before its keys vanish, so a reader that
+        // finds data missing below the tail can tell a delete from corruption.
+        s.live.lock().deleted = true;
+        if let Err(e) = self.shared.db.write_opt(wb, &self.write_opts) {
+            s.live.lock().deleted = false;
+            return Err(e.into());
         }
+        self.shared.streams.write().remove(name);
+        hub::end_all_deleted(&mut s.live.lock());
         crate::fork::release_parent(self, &s);
         Ok(())
     }

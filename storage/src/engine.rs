@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     pub db: DB,
     pub config: EngineConfig,
     pub streams: RwLock<BTreeMap<Arc<str>, Arc<StreamState>>>,
+    /// Set by the commit thread when it stops; followers check it under the
+    /// stream lock before going live, so none waits forever after shutdown.
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -89,6 +92,7 @@ impl Engine {
             db,
             config,
             streams: RwLock::new(streams),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let (tx, rx) = channel::bounded(shared.config.commit_queue.max(1));
         let committer = Committer::new(Arc::clone(&shared), rx, next_id);
@@ -275,7 +279,8 @@ impl Engine {
             return Err(Error::OffsetOutOfRange { offset: from, tail });
         }
         s.touch(now_ms());
-        let batches = crate::fork::read_stream(&self.inner.shared.db, &s, from, tail, max_bytes)?;
+        let batches = crate::fork::read_stream(&self.inner.shared.db, &s, from, tail, max_bytes)
+            .map_err(|e| deleted_or(&s, e))?;
         let next_offset = batches.last().map_or(from, |b| b.next_offset());
         Ok(ReadResult {
             batches,
@@ -297,6 +302,16 @@ impl Engine {
     pub fn follow(&self, name: &str, from: FollowFrom) -> Result<Follower> {
         let s = self.lookup(name)?;
         Follower::new(Arc::clone(&self.inner.shared), s, from)
+    }
+}
+
+/// A read that failed because a concurrent delete removed the stream's keys
+/// is reported as `NotFound`, not as the corruption it would otherwise look like.
+pub(crate) fn deleted_or(s: &StreamState, e: Error) -> Error {
+    if s.live.lock().deleted {
+        Error::NotFound
+    } else {
+        e
     }
 }
 

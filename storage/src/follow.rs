@@ -108,7 +108,8 @@ impl Follower {
         if self.next < tail {
             let budget = self.shared.config.follower_read_bytes;
             let batches =
-                crate::fork::read_stream(&self.shared.db, &self.stream, self.next, tail, budget)?;
+                crate::fork::read_stream(&self.shared.db, &self.stream, self.next, tail, budget)
+                    .map_err(|e| crate::engine::deleted_or(&self.stream, e))?;
             self.stream.touch(now_ms());
             for b in batches {
                 self.next = b.next_offset();
@@ -122,6 +123,9 @@ impl Follower {
         let mut live = self.stream.live.lock();
         if live.deleted {
             return Err(Error::NotFound);
+        }
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return Err(Error::ShutDown);
         }
         if live.next_offset != self.next || live.closed {
             return Ok(Some(true)); // moved on meanwhile; read again
@@ -193,6 +197,11 @@ impl Stream for Follower {
                     this.sub = None;
                     this.done = true;
                     return Poll::Ready(Some(Err(Error::NotFound)));
+                }
+                End::ShutDown => {
+                    this.sub = None;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Error::ShutDown)));
                 }
                 End::Open => {}
             }

@@ -19,6 +19,7 @@ pub(crate) enum End {
     Open = 0,
     Closed = 1,
     Deleted = 2,
+    ShutDown = 3,
 }
 
 /// One follower's live inbox.
@@ -44,6 +45,7 @@ impl Subscriber {
         match self.end.load(Ordering::Acquire) {
             1 => End::Closed,
             2 => End::Deleted,
+            3 => End::ShutDown,
             _ => End::Open,
         }
     }
@@ -81,6 +83,13 @@ pub(crate) fn publish(live: &mut Live, batches: &[Batch], closed: bool) {
 pub(crate) fn end_all_deleted(live: &mut Live) {
     for s in live.subscribers.drain(..) {
         s.finish(End::Deleted);
+    }
+}
+
+/// Tells every subscriber that the engine stopped publishing.
+pub(crate) fn end_all_shutdown(live: &mut Live) {
+    for s in live.subscribers.drain(..) {
+        s.finish(End::ShutDown);
     }
 }
 

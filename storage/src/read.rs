@@ -77,7 +77,13 @@ pub(crate) fn read_range(
                     "stream {sid}: gap in wal at offset {expect}"
                 )));
             }
-            let b = b.fit(budget.saturating_sub(used).max(1));
+            // The first record of a response always goes out (progress);
+            // after that a batch contributes only what fits the budget.
+            let room = budget.saturating_sub(used);
+            if !out.is_empty() && b.truncate(1).data_len() > room {
+                break;
+            }
+            let b = b.fit(room);
             used += b.data_len();
             expect = b.next_offset();
             let partial = b.next_offset() < batch.next_offset();

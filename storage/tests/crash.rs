@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use weir_storage::{
 };
 
 const THREADS: usize = 4;
-const ROUNDS: u64 = 24;
+const ROUNDS: u64 = 32;
 const SHARED: &str = "shared";
 const READY: &str = "WEIR-CRASH-CHILD-READY";
 
@@ -161,6 +161,16 @@ fn child_main() {
         return;
     };
     let round: u64 = std::env::var("WEIR_CRASH_ROUND").unwrap().parse().unwrap();
+    // Never outlive the parent (its end of stdin closes when it dies), and
+    // never run unboundedly even if it hangs: the parent kills well before.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(2);
+    });
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(3);
+    });
     let dir = PathBuf::from(dir);
     let engine = Engine::open(dir.join("data"), engine_config()).expect("child: open");
     for name in stream_names() {
@@ -263,8 +273,16 @@ fn append_forever(engine: &Engine, log: &Mutex<File>, round: u64, t: usize) {
 // ---------------------------------------------------------------------------
 // the parent
 
-fn spawn_child(dir: &Path, round: u64) -> Child {
+/// Copies this test binary into `dir`, so the child is exactly the parent's
+/// code even if cargo rebuilds (replaces) the binary during the test.
+fn child_exe(dir: &Path) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
+    let copy = dir.join("crash-child");
+    std::fs::copy(&exe, &copy).expect("copy the test binary");
+    copy
+}
+
+fn spawn_child(exe: &Path, dir: &Path, round: u64) -> Child {
     let stderr = File::create(dir.join(format!("child-{round}.stderr"))).unwrap();
     Command::new(exe)
         .args([
@@ -276,7 +294,9 @@ fn spawn_child(dir: &Path, round: u64) -> Child {
         ])
         .env("WEIR_CRASH_DIR", dir)
         .env("WEIR_CRASH_ROUND", round.to_string())
-        .stdin(Stdio::null())
+        // The child's lifeline: it exits when this pipe closes, so it can
+        // never outlive a parent that died or was killed.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
         .spawn()
@@ -291,17 +311,38 @@ fn child_failed(dir: &Path, round: u64, why: &str) -> ! {
     panic!("round {round}: child {why}; its stderr:\n{err}");
 }
 
-/// Reads the child's stdout until the ready line, returning the pipe (to be
-/// kept open until the kill); `None` if the child's output ended first.
-fn wait_ready(child: &mut Child) -> Option<BufReader<ChildStdout>> {
-    let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match out.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) if line.trim() == READY => return Some(out),
-            Ok(_) => {}
+/// Waits until the child prints its ready line (libtest may print it after
+/// its own "test child_main ... "). False if the child's output ended first;
+/// a child that neither gets ready nor exits for a minute fails the test.
+fn wait_ready(child: &mut Child, dir: &Path, round: u64) -> bool {
+    let out = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = BufReader::new(out);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match out.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(false);
+                    return;
+                }
+                Ok(_) if line.contains(READY) => {
+                    let _ = tx.send(true);
+                    // Keep reading (and discarding) until the child is gone.
+                    let _ = std::io::copy(&mut out, &mut std::io::sink());
+                    return;
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(ready) => ready,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            child_failed(dir, round, "was not ready after a minute");
         }
     }
 }
@@ -555,19 +596,18 @@ fn kill_and_recover() {
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let exe = child_exe(dir);
 
     let mut last_acks = 0;
     for round in 1..=ROUNDS {
-        let mut child = spawn_child(dir, round);
+        let mut child = spawn_child(&exe, dir, round);
         // Most rounds kill while appends are in full swing; every fourth
         // kills at a random moment from process start, which may fall in
         // the middle of opening and recovering the data directory.
-        let mut _stdout = None;
-        let delay = if round % 4 == 0 {
+        let delay = if round.is_multiple_of(4) {
             Duration::from_millis(rng.range(0, 200))
         } else {
-            _stdout = wait_ready(&mut child);
-            if _stdout.is_none() {
+            if !wait_ready(&mut child, dir, round) {
                 let _ = child.wait();
                 child_failed(dir, round, "exited before it was ready");
             }
