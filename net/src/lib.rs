@@ -7,3 +7,9 @@
 pub mod http;
 /// Weir's binary protocol as a sans-IO codec: frames, messages and their encoding.
 pub mod proto;
+/// The transport-independent server side of a binary-protocol connection.
+pub mod session;
+/// The QUIC door: the binary protocol over quinn.
+pub mod quic;
+/// A Rust client of the binary protocol over QUIC.
+pub mod client;

@@ -1,7 +1,10 @@
 //! POST: append to a stream, optionally closing it (`Stream-Closed: true`,
 //! with or without a final body), with `Stream-Seq` ordering and idempotent
-//! producer headers. `Stream-Key` (a Weir extension) sets the record key of
-//! every record the request appends.
+//! producer headers. `Stream-Seq` is scoped per stream (any writer's value
+//! must sort after the last accepted one); producer deduplication is checked
+//! before it, so a retried request is a 204, not a sequence conflict.
+//! `Stream-Key` (a Weir extension) sets the record key of every record the
+//! request appends.
 
 use bytes::Bytes;
 use hyper::body::Incoming;

@@ -1,0 +1,200 @@
+//! One client connection: the QUIC handshake, `Hello`/`Welcome`, one
+//! bidirectional stream per request (QUIC streams are cheap and this keeps a
+//! large read from delaying anything else), and a dispatcher that hands each
+//! server-opened subscription stream to the subscription waiting for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use quinn::RecvStream;
+use tokio::sync::oneshot;
+
+use super::{ClientConfig, ClientError};
+use crate::proto::{Decoder, Encoder, Frame, Hello, Message, MAX_VERSION, MIN_VERSION};
+
+/// Reads frames off one receive stream.
+pub(crate) struct FrameReader {
+    recv: RecvStream,
+    decoder: Decoder,
+    buf: BytesMut,
+}
+
+impl FrameReader {
+    pub(crate) fn new(recv: RecvStream, max_frame: u32) -> Self {
+        FrameReader {
+            recv,
+            decoder: Decoder::new(max_frame),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next frame, or `None` when the server finished the stream.
+    pub(crate) async fn next(&mut self) -> Result<Option<Frame>, ClientError> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(f)) => return Ok(Some(f)),
+                Ok(None) => {}
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+            match self.recv.read_chunk(64 << 10, true).await {
+                Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk.bytes),
+                Ok(None) if self.buf.is_empty() => return Ok(None),
+                Ok(None) => return Err(ClientError::Protocol("stream ended inside a frame".into())),
+                Err(e) => return Err(ClientError::Connection(e.to_string())),
+            }
+        }
+    }
+}
+
+type Waiting = oneshot::Sender<(Frame, FrameReader)>;
+
+/// An established, greeted connection.
+pub(crate) struct Conn {
+    pub quic: quinn::Connection,
+    /// Encodes for the server's frame limit from `Welcome`.
+    pub encoder: Encoder,
+    pub max_frame: u32,
+    /// Subscriptions waiting for their stream, by request id.
+    waiting: Arc<Mutex<HashMap<u32, Waiting>>>,
+    dispatcher: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.dispatcher.abort();
+    }
+}
+
+impl Conn {
+    /// Connects, negotiates the protocol version and starts the dispatcher.
+    pub(crate) async fn open(
+        endpoint: &quinn::Endpoint,
+        quinn_config: &quinn::ClientConfig,
+        config: &ClientConfig,
+    ) -> Result<Conn, ClientError> {
+        let connecting = endpoint
+            .connect_with(quinn_config.clone(), config.server, &config.server_name)
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let quic = connecting
+            .await
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let hello = Message::Hello(Hello {
+            min_version: MIN_VERSION,
+            max_version: MAX_VERSION,
+            max_frame: config.max_frame,
+            client: config.client_name.clone(),
+            auth_token: None,
+        });
+        let mut reader = send_on_new_stream(&quic, &Encoder::default(), 1, hello, config.max_frame)
+            .await
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let welcome = match reader.next().await? {
+            Some(Frame {
+                message: Message::Welcome(w),
+                ..
+            }) => w,
+            Some(Frame {
+                message: Message::Error(e),
+                ..
+            }) => return Err(ClientError::Server(e)),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "expected Welcome, got {other:?}"
+                )))
+            }
+        };
+        let waiting: Arc<Mutex<HashMap<u32, Waiting>>> = Arc::default();
+        let dispatcher = tokio::spawn(dispatch(
+            quic.clone(),
+            Arc::clone(&waiting),
+            config.max_frame,
+        ))
+        .abort_handle();
+        Ok(Conn {
+            quic,
+            encoder: Encoder::new(welcome.max_frame),
+            max_frame: config.max_frame,
+            waiting,
+            dispatcher,
+        })
+    }
+
+    /// Whether the connection is still usable.
+    pub(crate) fn is_open(&self) -> bool {
+        self.quic.close_reason().is_none()
+    }
+
+    /// Sends `message` as request `id` on a new stream and returns the
+    /// stream's answers.
+    pub(crate) async fn request(&self, id: u32, message: Message) -> Result<FrameReader, ClientError> {
+        send_on_new_stream(&self.quic, &self.encoder, id, message, self.max_frame).await
+    }
+
+    /// Registers interest in the stream of subscription `id`.
+    pub(crate) fn expect_subscription(&self, id: u32) -> oneshot::Receiver<(Frame, FrameReader)> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(id, tx);
+        rx
+    }
+
+    /// Forgets subscription `id` (it failed before its stream arrived).
+    pub(crate) fn forget_subscription(&self, id: u32) {
+        self.lock().remove(&id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Waiting>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn send_on_new_stream(
+    quic: &quinn::Connection,
+    encoder: &Encoder,
+    id: u32,
+    message: Message,
+    max_frame: u32,
+) -> Result<FrameReader, ClientError> {
+    let encoded = encoder
+        .encode(&Frame::new(id, message))
+        .map_err(|e| ClientError::Encode(e.to_string()))?;
+    let (mut send, recv) = quic
+        .open_bi()
+        .await
+        .map_err(|e| ClientError::Connection(e.to_string()))?;
+    let mut chunks = [encoded.head().clone(), encoded.tail().clone()];
+    send.write_all_chunks(&mut chunks)
+        .await
+        .map_err(|e| ClientError::Connection(e.to_string()))?;
+    // One request per stream: finishing tells the server no more come, so it
+    // finishes its side once the request is answered.
+    let _ = send.finish();
+    Ok(FrameReader::new(recv, max_frame))
+}
+
+/// Accepts subscription streams and hands each, with its first frame
+/// (`Subscribed`), to the subscription that asked for it.
+async fn dispatch(
+    quic: quinn::Connection,
+    waiting: Arc<Mutex<HashMap<u32, Waiting>>>,
+    max_frame: u32,
+) {
+    while let Ok(recv) = quic.accept_uni().await {
+        let waiting = Arc::clone(&waiting);
+        tokio::spawn(async move {
+            let mut reader = FrameReader::new(recv, max_frame);
+            let Ok(Some(first)) = reader.next().await else {
+                return;
+            };
+            let tx = waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&first.request_id);
+            if let Some(tx) = tx {
+                let _ = tx.send((first, reader));
+            }
+            // Nobody waits (the subscription was dropped): dropping the
+            // stream tells the server to stop sending.
+        });
+    }
+}
