@@ -46,4 +46,13 @@ pub struct ServeArgs {
     /// Largest HTTP append body in bytes; larger ones get 413 (default 10 MiB).
     #[arg(long, env = "WEIR_MAX_APPEND_BYTES")]
     pub max_append_bytes: Option<usize>,
+    /// UDP address of the QUIC door (binary protocol, ALPN `weir/1`), default 127.0.0.1:4438.
+    #[arg(long, env = "WEIR_QUIC_ADDR")]
+    pub quic_addr: Option<std::net::SocketAddr>,
+    /// PEM certificate chain for QUIC (default: a self-signed one kept in the data directory).
+    #[arg(long, env = "WEIR_QUIC_CERT", requires = "quic_key")]
+    pub quic_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--quic-cert`.
+    #[arg(long, env = "WEIR_QUIC_KEY", requires = "quic_cert")]
+    pub quic_key: Option<std::path::PathBuf>,
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use weir_net::http::HttpConfig;
+use weir_net::quic::QuicConfig;
 use weir_storage::{Durability, EngineConfig};
 
 use crate::cli::ServeArgs;
@@ -38,6 +39,31 @@ pub struct Config {
     pub storage: StorageSection,
     /// The HTTP door.
     pub http: HttpSection,
+    /// The QUIC door.
+    pub quic: QuicSection,
+}
+
+/// `[quic]`: the binary protocol over QUIC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicSection {
+    /// UDP listen address.
+    pub addr: SocketAddr,
+    /// PEM certificate chain; without it a self-signed certificate is
+    /// generated into the data directory at first start and reused.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+}
+
+impl Default for QuicSection {
+    fn default() -> Self {
+        QuicSection {
+            addr: SocketAddr::from(([127, 0, 0, 1], 4438)),
+            cert: None,
+            key: None,
+        }
+    }
 }
 
 /// `[http]`: the Durable Streams HTTP door.
@@ -83,6 +109,7 @@ impl Default for Config {
             log_format: LogFormat::Human,
             storage: StorageSection::default(),
             http: HttpSection::default(),
+            quic: QuicSection::default(),
         }
     }
 }
@@ -127,6 +154,16 @@ impl Config {
         if let Some(m) = args.max_append_bytes {
             c.http.max_append_bytes = m;
         }
+        if let Some(a) = args.quic_addr {
+            c.quic.addr = a;
+        }
+        if let (Some(cert), Some(key)) = (&args.quic_cert, &args.quic_key) {
+            c.quic.cert = Some(cert.clone());
+            c.quic.key = Some(key.clone());
+        }
+        if c.quic.cert.is_some() != c.quic.key.is_some() {
+            bail!("[quic] cert and key must be given together");
+        }
         c.durability()?;
         Ok(c)
     }
@@ -151,6 +188,14 @@ impl Config {
             max_append_bytes: self.http.max_append_bytes,
             ..HttpConfig::default()
         }
+    }
+
+    /// The QUIC door configuration this config describes.
+    pub fn quic_config(&self) -> QuicConfig {
+        let mut q = QuicConfig::new(self.quic.addr, self.data_dir.clone());
+        q.cert_path = self.quic.cert.clone();
+        q.key_path = self.quic.key.clone();
+        q
     }
 
     /// The storage engine configuration this config describes.

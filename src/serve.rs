@@ -34,13 +34,28 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP door to {}", config.http.addr))?;
         tracing::info!(addr = %listener.local_addr()?, "HTTP door listening (Durable Streams at /v1/stream/)");
-        let stop = async {
+        let quic = weir_net::quic::QuicServer::bind(engine.clone(), config.quic_config())
+            .with_context(|| format!("binding the QUIC door to {}", config.quic.addr))?;
+        // One signal stops every door; each drains its own connections.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let http = weir_net::http::serve(
+            engine.clone(),
+            config.http_config(),
+            listener,
+            stopped(stop_rx.clone()),
+        );
+        let quic = quic.run(stopped(stop_rx));
+        let signal = async {
             signals.recv().await;
             tracing::info!("shutdown requested; draining");
+            let _ = stop_tx.send(true);
         };
-        weir_net::http::serve(engine.clone(), config.http_config(), listener, stop)
-            .await
-            .context("serving HTTP")
+        let ((), http, quic) = tokio::join!(signal, http, quic);
+        http.context("serving HTTP")?;
+        quic.context("serving QUIC")
     });
     engine.shutdown();
     drop(engine);

@@ -11,7 +11,7 @@ fn start(data_dir: &std::path::Path, extra: &[&str]) -> (Child, mpsc::Receiver<S
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--http-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0", "--quic-addr", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -109,6 +109,60 @@ fn the_http_door_serves_and_data_survives_a_restart() {
     );
     signal(&child, "TERM");
     assert!(child.wait().unwrap().success());
+}
+
+/// A `key=value` field of a human log line.
+fn field(lines: &[String], needle: &str, key: &str) -> String {
+    let line = lines.iter().find(|l| l.contains(needle)).expect("log line");
+    let at = line.find(&format!("{key}=")).expect("field") + key.len() + 1;
+    line[at..].split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn the_quic_door_serves_pinned_clients_and_keeps_its_certificate() {
+    use weir_net::client::{Client, ClientConfig, Trust};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut fingerprints = Vec::new();
+    for round in 0..2u64 {
+        let (mut child, rx) = start(dir.path(), &[]);
+        let lines = wait_for(&rx, "QUIC door listening");
+        let addr: std::net::SocketAddr = field(&lines, "QUIC door listening", "addr")
+            .parse()
+            .unwrap();
+        let fp_text = field(&lines, "QUIC door listening", "sha256");
+        fingerprints.push(fp_text.clone());
+        let fp = weir_net::quic::parse_fingerprint(&fp_text).expect("fingerprint");
+        rt.block_on(async {
+            let client = Client::connect(ClientConfig::new(addr, Trust::Fingerprint(fp)))
+                .await
+                .expect("connect");
+            if round == 0 {
+                client
+                    .create("q", "application/octet-stream")
+                    .await
+                    .unwrap();
+            }
+            client
+                .append("q", vec![weir_storage::Record::new(format!("r{round}"))])
+                .await
+                .unwrap();
+            let read = client.read("q", 0, 1 << 20).await.unwrap();
+            let got: Vec<Vec<u8>> = read
+                .batches
+                .iter()
+                .flat_map(|b| b.iter().map(|r| r.payload.to_vec()).collect::<Vec<_>>())
+                .collect();
+            let want: Vec<Vec<u8>> = (0..=round).map(|r| format!("r{r}").into_bytes()).collect();
+            assert_eq!(got, want);
+        });
+        signal(&child, "TERM");
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(
+        fingerprints[0], fingerprints[1],
+        "the self-signed certificate is reused"
+    );
 }
 
 #[test]

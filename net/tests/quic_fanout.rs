@@ -38,7 +38,10 @@ async fn consume(mut sub: Subscription, n: u64) -> u64 {
             .expect("subscription ended early")
             .expect("subscription failed");
         for r in b.iter() {
-            assert_eq!(r.offset, next, "records arrive in order without gap or duplicate");
+            assert_eq!(
+                r.offset, next,
+                "records arrive in order without gap or duplicate"
+            );
             mix(&mut h, r.offset, r.payload);
             next += 1;
         }
@@ -52,7 +55,9 @@ async fn append_all(client: &Client, stream: &str, n: usize) {
     futures::stream::iter(0..appends)
         .map(|b| {
             let client = client.clone();
-            let records: Vec<Record> = (0..PER_APPEND).map(|i| Record::new(payload(b, i))).collect();
+            let records: Vec<Record> = (0..PER_APPEND)
+                .map(|i| Record::new(payload(b, i)))
+                .collect();
             async move { client.append(stream, records).await.unwrap() }
         })
         .buffer_unordered(8)
@@ -64,9 +69,13 @@ async fn append_all(client: &Client, stream: &str, n: usize) {
 async fn hundred_subscribers_each_get_every_record_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), 1024);
-    let server = TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server =
+        TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let writer = server.client().await;
-    writer.create("fan", "application/octet-stream").await.unwrap();
+    writer
+        .create("fan", "application/octet-stream")
+        .await
+        .unwrap();
 
     // 100 subscribers over 20 connections (5 subscriptions each).
     let n = total_records() as u64;
@@ -75,14 +84,21 @@ async fn hundred_subscribers_each_get_every_record_once_in_order() {
     for _ in 0..20 {
         let c = server.client().await;
         for _ in 0..5 {
-            subs.push(tokio::spawn(consume(c.subscribe("fan", SubscribeFrom::Start), n)));
+            subs.push(tokio::spawn(consume(
+                c.subscribe("fan", SubscribeFrom::Start),
+                n,
+            )));
         }
     }
     append_all(&writer, "fan", n as usize).await;
     let appended = t0.elapsed();
     let expected = stored_hash(&engine, "fan", 0, n);
     for s in subs {
-        assert_eq!(s.await.unwrap(), expected, "payloads match the stored records");
+        assert_eq!(
+            s.await.unwrap(),
+            expected,
+            "payloads match the stored records"
+        );
     }
     eprintln!(
         "{n} records to 100 subscribers: appended in {appended:?}, all delivered in {:?}",
@@ -97,9 +113,13 @@ async fn a_subscriber_that_never_reads_does_not_stop_others_and_stays_bounded() 
     let dir = tempfile::tempdir().unwrap();
     // A small live queue so the stalled follower overflows and falls back to storage.
     let engine = engine(dir.path(), 16);
-    let server = TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server =
+        TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let writer = server.client().await;
-    writer.create("slow", "application/octet-stream").await.unwrap();
+    writer
+        .create("slow", "application/octet-stream")
+        .await
+        .unwrap();
     let n = (total_records() / 2) as u64;
 
     let stalled_client = server.client().await;
@@ -108,7 +128,12 @@ async fn a_subscriber_that_never_reads_does_not_stop_others_and_stays_bounded() 
     let stalled = stalled_client.subscribe("slow", SubscribeFrom::Start);
     let fast_client = server.client().await;
     let fast: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(consume(fast_client.subscribe("slow", SubscribeFrom::Start), n)))
+        .map(|_| {
+            tokio::spawn(consume(
+                fast_client.subscribe("slow", SubscribeFrom::Start),
+                n,
+            ))
+        })
         .collect();
     // Large payloads, so the stalled stream exceeds its flow-control window.
     let appends = n as usize / PER_APPEND;
@@ -156,7 +181,8 @@ async fn a_subscriber_that_never_reads_does_not_stop_others_and_stays_bounded() 
 async fn pipelined_appends_complete_and_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), 1024);
-    let server = TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server =
+        TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let client = Arc::new(server.client().await);
     client.create("p", "text/plain").await.unwrap();
     append_all(&client, "p", 20 * PER_APPEND).await;

@@ -30,7 +30,11 @@ impl Raw {
     async fn open(server: &TestServer) -> Raw {
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn_config(&server.client_config()).unwrap());
-        let conn = endpoint.connect(server.addr, "localhost").unwrap().await.unwrap();
+        let conn = endpoint
+            .connect(server.addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
         let (send, recv) = conn.open_bi().await.unwrap();
         Raw {
             conn,
@@ -52,7 +56,10 @@ impl Raw {
             auth_token: None,
         });
         raw.frame(1, hello).await;
-        assert!(matches!(raw.next().await.unwrap().message, Message::Welcome(_)));
+        assert!(matches!(
+            raw.next().await.unwrap().message,
+            Message::Welcome(_)
+        ));
         raw
     }
 
@@ -115,7 +122,12 @@ fn head(stream: &str) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_on_one_stream_are_answered_by_id() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(engine(dir.path(), 64), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server = TestServer::start(
+        engine(dir.path(), 64),
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
     let mut raw = Raw::greeted(&server).await;
     let create = Message::Create(Create {
         stream: "s".into(),
@@ -164,7 +176,12 @@ async fn pipelined_requests_on_one_stream_are_answered_by_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_frames_get_an_error_and_a_closed_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(engine(dir.path(), 64), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server = TestServer::start(
+        engine(dir.path(), 64),
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
     // A well-behaved client that must be unaffected throughout.
     let good = server.client().await;
     good.create("ok", "text/plain").await.unwrap();
@@ -193,7 +210,10 @@ async fn hostile_frames_get_an_error_and_a_closed_connection() {
     // A request before Hello.
     let mut raw = Raw::open(&server).await;
     raw.frame(5, head("ok")).await;
-    assert!(matches!(raw.expect_error().await, (5, ErrorKind::UnexpectedMessage { .. })));
+    assert!(matches!(
+        raw.expect_error().await,
+        (5, ErrorKind::UnexpectedMessage { .. })
+    ));
     raw.expect_closed().await;
 
     // An unsupported version in Hello.
@@ -206,18 +226,28 @@ async fn hostile_frames_get_an_error_and_a_closed_connection() {
         auth_token: None,
     });
     raw.frame(1, hello).await;
-    assert!(matches!(raw.expect_error().await, (1, ErrorKind::UnsupportedVersion { .. })));
+    assert!(matches!(
+        raw.expect_error().await,
+        (1, ErrorKind::UnsupportedVersion { .. })
+    ));
     raw.expect_closed().await;
 
     // Frames that keep the framing but are wrong get an error for their
     // request id, and the connection stays usable.
     let mut raw = Raw::greeted(&server).await;
     raw.bytes(&[7, 0, 0, 0, 1, 0x44, 9, 0, 0, 0, 0]).await; // unknown opcode
-    assert!(matches!(raw.expect_error().await, (9, ErrorKind::UnknownOpcode { opcode: 0x44 })));
-    raw.bytes(&[8, 0, 0, 0, 1, 4, 10, 0, 0, 0, 0xff, 0xff]).await; // Head with a broken body
+    assert!(matches!(
+        raw.expect_error().await,
+        (9, ErrorKind::UnknownOpcode { opcode: 0x44 })
+    ));
+    raw.bytes(&[8, 0, 0, 0, 1, 4, 10, 0, 0, 0, 0xff, 0xff])
+        .await; // Head with a broken body
     assert_eq!(raw.expect_error().await, (10, ErrorKind::MalformedFrame));
     raw.bytes(&[6, 0, 0, 0, 1, 0x82, 11, 0, 0, 0]).await; // a server opcode (Pong)
-    assert!(matches!(raw.expect_error().await, (11, ErrorKind::UnexpectedMessage { .. })));
+    assert!(matches!(
+        raw.expect_error().await,
+        (11, ErrorKind::UnexpectedMessage { .. })
+    ));
     raw.frame(12, Message::Ping).await;
     assert_eq!(raw.next().await.unwrap(), Frame::new(12, Message::Pong));
 

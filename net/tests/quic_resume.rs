@@ -43,7 +43,8 @@ async fn take(sub: &mut Subscription, from: u64, until: u64) -> u64 {
 async fn resubscribing_from_the_last_offset_gets_exactly_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), 1024);
-    let server = TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server =
+        TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let writer = server.client().await;
     writer.create("r", "text/plain").await.unwrap();
     append_batches(&writer, "r", 0, 30).await; // offsets 0..300
@@ -72,7 +73,8 @@ async fn resubscribing_from_the_last_offset_gets_exactly_the_rest() {
 async fn client_subscription_and_producer_resume_across_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), 1024);
-    let server = TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server =
+        TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let addr = server.addr;
     let fingerprint = server.fingerprint.clone();
     let config = server.client_config();

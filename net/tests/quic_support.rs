@@ -34,7 +34,20 @@ impl TestServer {
         let mut config = QuicConfig::new(addr, dir.to_path_buf());
         config.shutdown_grace = Duration::from_secs(2);
         config.session.shutdown_grace = Duration::from_secs(1);
-        let server = QuicServer::bind(engine, config).unwrap();
+        // A restarted server on the same port may find the old socket still
+        // draining its closed connections for a moment: retry briefly.
+        let mut tries = 0;
+        let server = loop {
+            match QuicServer::bind(engine.clone(), config.clone()) {
+                Ok(s) => break s,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot bind {addr}: {e}"),
+            }
+        };
         let addr = server.local_addr().unwrap();
         let fingerprint = server.fingerprint().to_string();
         let stats = server.connection_stats();

@@ -40,7 +40,9 @@ impl FrameReader {
             match self.recv.read_chunk(64 << 10, true).await {
                 Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk.bytes),
                 Ok(None) if self.buf.is_empty() => return Ok(None),
-                Ok(None) => return Err(ClientError::Protocol("stream ended inside a frame".into())),
+                Ok(None) => {
+                    return Err(ClientError::Protocol("stream ended inside a frame".into()))
+                }
                 Err(e) => return Err(ClientError::Connection(e.to_string())),
             }
         }
@@ -127,7 +129,11 @@ impl Conn {
 
     /// Sends `message` as request `id` on a new stream and returns the
     /// stream's answers.
-    pub(crate) async fn request(&self, id: u32, message: Message) -> Result<FrameReader, ClientError> {
+    pub(crate) async fn request(
+        &self,
+        id: u32,
+        message: Message,
+    ) -> Result<FrameReader, ClientError> {
         send_on_new_stream(&self.quic, &self.encoder, id, message, self.max_frame).await
     }
 

@@ -25,6 +25,8 @@
 //! yielded. [`Producer`] makes appends idempotent, so retrying one after a
 //! lost connection never writes it twice.
 
+#![warn(missing_docs)]
+
 mod conn;
 mod subscription;
 mod tls;
@@ -38,7 +40,7 @@ use tokio::sync::Mutex;
 use weir_storage::{Batch, Record};
 
 use crate::proto::{
-    Appended, Append, Create, Created, Delete, Head, Message, Read, ReadDone, StreamInfo,
+    Append, Appended, Create, Created, Delete, Head, Message, Read, ReadDone, StreamInfo,
     SubscribeFrom, WireError, DEFAULT_MAX_FRAME,
 };
 use crate::quic::TransportSettings;
@@ -197,7 +199,12 @@ impl Client {
             return Ok(Arc::clone(c));
         }
         let c = Arc::new(
-            Conn::open(&self.inner.endpoint, &self.inner.quinn_config, &self.inner.config).await?,
+            Conn::open(
+                &self.inner.endpoint,
+                &self.inner.quinn_config,
+                &self.inner.config,
+            )
+            .await?,
         );
         *slot = Some(Arc::clone(&c));
         Ok(c)
@@ -232,7 +239,9 @@ impl Client {
                     Message::Error(e) => Err(ClientError::Server(e)),
                     m => Ok(m),
                 },
-                None => Err(ClientError::Connection("stream ended without an answer".into())),
+                None => Err(ClientError::Connection(
+                    "stream ended without an answer".into(),
+                )),
             }
         };
         tokio::time::timeout(self.inner.config.request_timeout, call)
@@ -287,7 +296,11 @@ impl Client {
 
     /// Appends records without a producer tag (not idempotent: a retry
     /// after a lost connection may write them twice; use [`Producer`]).
-    pub async fn append(&self, stream: &str, records: Vec<Record>) -> Result<Appended, ClientError> {
+    pub async fn append(
+        &self,
+        stream: &str,
+        records: Vec<Record>,
+    ) -> Result<Appended, ClientError> {
         self.append_with(Append {
             stream: stream.into(),
             producer: None,
@@ -323,7 +336,9 @@ impl Client {
             let mut batches = Vec::new();
             loop {
                 let Some(f) = reader.next().await? else {
-                    return Err(ClientError::Connection("read ended without ReadDone".into()));
+                    return Err(ClientError::Connection(
+                        "read ended without ReadDone".into(),
+                    ));
                 };
                 match f.message {
                     Message::Data(b) => batches.push(b),

@@ -32,8 +32,14 @@ impl Subscription {
     pub(crate) fn start(client: Client, stream: String, from: SubscribeFrom) -> Subscription {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let reconnects = std::sync::Arc::default();
-        let task = tokio::spawn(run(client, stream, from, tx, std::sync::Arc::clone(&reconnects)))
-            .abort_handle();
+        let task = tokio::spawn(run(
+            client,
+            stream,
+            from,
+            tx,
+            std::sync::Arc::clone(&reconnects),
+        ))
+        .abort_handle();
         Subscription {
             rx,
             task,

@@ -2,7 +2,6 @@
 //! session, writes answers back on the same stream through a bounded queue,
 //! and opens one unidirectional stream per subscription.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use weir_storage::Engine;
 use super::{codes, QuicConfig, ALPN};
 use crate::proto::{DecodeError, Decoder, Encoded, PREFIX_LEN};
 use crate::session::{
-    signalled, ConnStats, FrameSink, Flow, Session, SessionConfig, SinkClosed, SubscriptionSink,
+    signalled, ConnStats, Flow, FrameSink, Session, SessionConfig, SinkClosed, SubscriptionSink,
     Transport,
 };
 
@@ -61,7 +60,10 @@ pub(super) async fn handle(incoming: quinn::Incoming, ctx: Ctx) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(Arc::downgrade(&stats));
-    let cap = ctx.config.send_buffer_bytes.clamp(1 << 16, u32::MAX as usize);
+    let cap = ctx
+        .config
+        .send_buffer_bytes
+        .clamp(1 << 16, u32::MAX as usize);
     let transport = QuicTransport {
         conn: conn.clone(),
         stats: Arc::clone(&stats),
@@ -146,9 +148,8 @@ async fn request_stream(
             Ok(None) => {
                 if !buf.is_empty() {
                     // The stream ended inside a frame: the framing is lost.
-                    let length = (buf.len() >= PREFIX_LEN).then(|| {
-                        u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]])
-                    });
+                    let length = (buf.len() >= PREFIX_LEN)
+                        .then(|| u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
                     let actual = buf.len().saturating_sub(PREFIX_LEN);
                     let e = DecodeError::LengthMismatch { length, actual };
                     session.on_decode_error(e, &mut reply).await;
@@ -227,14 +228,12 @@ impl Transport for QuicTransport {
     type Reply = Reply;
     type Subscription = SubStream;
 
-    fn open_subscription(&self) -> impl Future<Output = Result<SubStream, SinkClosed>> + Send {
-        async move {
-            let send = self.conn.open_uni().await.map_err(|_| SinkClosed)?;
-            Ok(SubStream {
-                send,
-                stats: Arc::clone(&self.stats),
-            })
-        }
+    async fn open_subscription(&self) -> Result<SubStream, SinkClosed> {
+        let send = self.conn.open_uni().await.map_err(|_| SinkClosed)?;
+        Ok(SubStream {
+            send,
+            stats: Arc::clone(&self.stats),
+        })
     }
 }
 
@@ -248,26 +247,24 @@ pub(crate) struct Reply {
 }
 
 impl FrameSink for Reply {
-    fn send(&mut self, frame: Encoded) -> impl Future<Output = Result<(), SinkClosed>> + Send {
-        async move {
-            let len = frame.wire_len();
-            // A frame larger than the whole budget takes all of it, so it
-            // still goes, alone.
-            let permits = len.clamp(1, self.cap) as u32;
-            let permit = Arc::clone(&self.budget)
-                .acquire_many_owned(permits)
-                .await
-                .map_err(|_| SinkClosed)?;
-            self.stats.queued(len);
-            let queued = Queued {
-                frame,
-                _permit: permit,
-            };
-            self.tx.send(queued).await.map_err(|_| {
-                self.stats.discarded(len);
-                SinkClosed
-            })
-        }
+    async fn send(&mut self, frame: Encoded) -> Result<(), SinkClosed> {
+        let len = frame.wire_len();
+        // A frame larger than the whole budget takes all of it, so it
+        // still goes, alone.
+        let permits = len.clamp(1, self.cap) as u32;
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| SinkClosed)?;
+        self.stats.queued(len);
+        let queued = Queued {
+            frame,
+            _permit: permit,
+        };
+        self.tx.send(queued).await.map_err(|_| {
+            self.stats.discarded(len);
+            SinkClosed
+        })
     }
 }
 
@@ -278,26 +275,22 @@ pub(crate) struct SubStream {
 }
 
 impl FrameSink for SubStream {
-    fn send(&mut self, frame: Encoded) -> impl Future<Output = Result<(), SinkClosed>> + Send {
-        async move {
-            let len = frame.wire_len();
-            self.stats.queued(len);
-            let r = write_frame(&mut self.send, &frame).await;
-            self.stats.written(len);
-            r.map_err(|_| SinkClosed)
-        }
+    async fn send(&mut self, frame: Encoded) -> Result<(), SinkClosed> {
+        let len = frame.wire_len();
+        self.stats.queued(len);
+        let r = write_frame(&mut self.send, &frame).await;
+        self.stats.written(len);
+        r.map_err(|_| SinkClosed)
     }
 }
 
 impl SubscriptionSink for SubStream {
-    fn finish(mut self) -> impl Future<Output = ()> + Send {
-        async move {
-            if self.send.finish().is_ok() {
-                // Wait (bounded) until the peer has everything, so that an
-                // answer sent after this (Unsubscribed) or a connection close
-                // cannot overtake the stream's last frames.
-                let _ = timeout(Duration::from_secs(5), self.send.stopped()).await;
-            }
+    async fn finish(mut self) {
+        if self.send.finish().is_ok() {
+            // Wait (bounded) until the peer has everything, so that an
+            // answer sent after this (Unsubscribed) or a connection close
+            // cannot overtake the stream's last frames.
+            let _ = timeout(Duration::from_secs(5), self.send.stopped()).await;
         }
     }
 

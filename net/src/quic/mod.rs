@@ -13,6 +13,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod conn;
 pub mod tls;
 mod transport;
@@ -112,10 +114,9 @@ impl QuicServer {
             &config.cert_names,
         )?;
         let fingerprint = identity.fingerprint();
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls::server_config(
-            identity,
-        )?)
-        .map_err(io::Error::other)?;
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(tls::server_config(identity)?)
+                .map_err(io::Error::other)?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(Arc::new(config.transport.server()));
         let endpoint = quinn::Endpoint::server(server, config.listen)?;

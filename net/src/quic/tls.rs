@@ -99,8 +99,10 @@ pub fn load_or_generate(
             ))
         }
     }
-    let (cert_path, key_path): (PathBuf, PathBuf) =
-        (data_dir.join(SELF_SIGNED_CERT), data_dir.join(SELF_SIGNED_KEY));
+    let (cert_path, key_path): (PathBuf, PathBuf) = (
+        data_dir.join(SELF_SIGNED_CERT),
+        data_dir.join(SELF_SIGNED_KEY),
+    );
     if cert_path.exists() && key_path.exists() {
         return load(&cert_path, &key_path);
     }

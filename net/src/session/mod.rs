@@ -14,6 +14,8 @@
 //! producer's consecutive sequences, on one channel gets them applied in that
 //! order. Answers complete in any order.
 
+#![warn(missing_docs)]
+
 mod data;
 mod requests;
 mod sink;

@@ -1,8 +1,11 @@
-//! One handler per request kind. Engine mutations (`Create`, `Delete`,
-//! `Append`) are polled once inline, which submits them to the commit
-//! pipeline in arrival order, and only their wait for durability runs in a
-//! task of its own; so pipelined requests of one channel apply in order
-//! while their answers complete in any order.
+//! One handler per request kind. Appends are polled once inline, which
+//! submits them to the commit pipeline in arrival order, and only their
+//! wait for durability runs in a task of its own; so a producer's pipelined
+//! sequences on one channel apply in order while answers complete in any
+//! order. `Create` and `Delete` are completed inline before the channel's
+//! next frame is looked at: the engine checks that a stream exists when an
+//! append is submitted, so an append pipelined right behind the `Create` of
+//! its stream must not be submitted before that create committed.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,7 +45,7 @@ pub(crate) async fn dispatch<T: Transport>(
                     Err(e) => failed(&e),
                 }
             };
-            start(s, id, reply, fut).await;
+            finish(s, id, reply, fut).await;
         }
         Message::Delete(d) => {
             let fut = async move {
@@ -51,7 +54,7 @@ pub(crate) async fn dispatch<T: Transport>(
                     Err(e) => failed(&e),
                 }
             };
-            start(s, id, reply, fut).await;
+            finish(s, id, reply, fut).await;
         }
         Message::Append(a) => {
             let fut = async move {
@@ -91,6 +94,17 @@ pub(crate) async fn dispatch<T: Transport>(
     }
 }
 
+/// Runs `fut` to completion inline: later frames of the channel wait.
+async fn finish<T, F>(s: &Arc<Session<T>>, id: u32, reply: &mut T::Reply, fut: F)
+where
+    T: Transport,
+    F: Future<Output = Message>,
+{
+    let msg = fut.await;
+    let _ = s.send(reply, id, msg).await;
+    s.done(id);
+}
+
 /// Polls `fut` once inline (submitting its engine command in order) and
 /// finishes it in a task if it has to wait.
 async fn start<T, F>(s: &Arc<Session<T>>, id: u32, reply: &mut T::Reply, fut: F)
@@ -113,12 +127,7 @@ where
     });
 }
 
-async fn read<T: Transport>(
-    s: &Session<T>,
-    id: u32,
-    r: crate::proto::Read,
-    reply: &mut T::Reply,
-) {
+async fn read<T: Transport>(s: &Session<T>, id: u32, r: crate::proto::Read, reply: &mut T::Reply) {
     let budget = r.max_bytes.min(s.config.read_max_bytes) as usize;
     let res = match s.engine().read(&r.stream, r.from, budget) {
         Ok(res) => res,

@@ -48,6 +48,7 @@ pub trait Transport: Send + Sync + 'static {
     type Subscription: SubscriptionSink;
     /// Opens a new channel for a subscription; may wait for the peer's
     /// stream credit.
-    fn open_subscription(&self)
-        -> impl Future<Output = Result<Self::Subscription, SinkClosed>> + Send;
+    fn open_subscription(
+        &self,
+    ) -> impl Future<Output = Result<Self::Subscription, SinkClosed>> + Send;
 }

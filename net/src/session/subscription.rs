@@ -71,8 +71,7 @@ async fn run<T: Transport>(
     // transport can end it once its other requests are answered.
     drop(reply);
     let fence = follower.fence();
-    if s
-        .send(&mut sink, id, Message::Subscribed(Subscribed { fence }))
+    if s.send(&mut sink, id, Message::Subscribed(Subscribed { fence }))
         .await
         .is_err()
     {

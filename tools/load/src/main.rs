@@ -1,0 +1,2 @@
+//! weir-load: under construction.
+fn main() {}

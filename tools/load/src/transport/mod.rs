@@ -1,0 +1,94 @@
+//! The three wires behind one trait: create a stream, append a batch (ack
+//! with the first offset), subscribe from an offset (a stream of records).
+//! The workload code (`producer.rs`, `subscriber.rs`) only sees [`Transport`].
+
+mod http;
+mod quic;
+mod sse;
+mod ws;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+
+use crate::config::{LiveMode, StartFrom};
+use crate::target::{Scheme, Target};
+
+pub use http::HttpTransport;
+pub use quic::QuicTransport;
+
+/// An idempotent producer's tag on one append.
+#[derive(Debug, Clone)]
+pub struct ProducerTag {
+    /// Producer id, unique per run and producer.
+    pub id: String,
+    /// Epoch (always 0: a producer never restarts within a run).
+    pub epoch: u64,
+    /// Sequence of this append among the producer's appends.
+    pub seq: u64,
+}
+
+/// The server's acknowledgement of one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// Offset of the batch's first record (meaningful when offsets count records).
+    pub first_offset: u64,
+    /// The server reported the append as a producer retry it had applied before.
+    pub duplicate: bool,
+}
+
+/// A run of delivered records; offsets as the server numbered them.
+pub type Delivery = Vec<(u64, Bytes)>;
+
+/// A live subscription: where it starts, and its deliveries.
+pub struct Subscribed {
+    /// Offset of the first record the subscription can deliver.
+    pub start: u64,
+    /// Deliveries in order; an `Err` item is counted and the stream goes on
+    /// when the transport could resume by itself.
+    pub records: BoxStream<'static, anyhow::Result<Delivery>>,
+}
+
+/// One client connection's worth of operations.
+pub trait Transport: Send + Sync {
+    /// Creates `stream` (idempotently) in the content type this wire uses.
+    fn create<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Appends `records` as one batch.
+    fn append<'a>(
+        &'a self,
+        stream: &'a str,
+        records: Vec<Bytes>,
+        producer: Option<ProducerTag>,
+    ) -> BoxFuture<'a, anyhow::Result<Ack>>;
+    /// Follows `stream` from `from`.
+    fn subscribe<'a>(
+        &'a self,
+        stream: &'a str,
+        from: StartFrom,
+    ) -> BoxFuture<'a, anyhow::Result<Subscribed>>;
+    /// Deletes `stream` (cleanup at the end of a run).
+    fn delete<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// Settings a transport needs besides the target.
+#[derive(Debug, Clone, Copy)]
+pub struct TransportOptions {
+    /// Size of every record, to split byte bodies back into records.
+    pub record_size: usize,
+    /// HTTP live mode.
+    pub live: LiveMode,
+}
+
+/// Opens one connection to `target`.
+pub async fn connect(
+    target: &Target,
+    options: TransportOptions,
+) -> anyhow::Result<Arc<dyn Transport>> {
+    Ok(match target.scheme {
+        Scheme::Http => Arc::new(HttpTransport::new(target, options)?),
+        Scheme::Quic => Arc::new(QuicTransport::connect(target, options).await?),
+        Scheme::Ws => return Err(ws::unavailable()),
+    })
+}
