@@ -1,2 +1,50 @@
-//! weir-load: under construction.
-fn main() {}
+//! The `weir-load` binary: parse flags, run, print the summary, write the
+//! JSON report and the plot. Exits 1 on a failed run and 2 when the run
+//! found lost, duplicated or damaged records, so scripts can gate on it.
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use weir_load::cli::Args;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let args = Args::parse();
+    let terminal = std::io::stdout().is_terminal();
+    let code = match run(&args, terminal) {
+        Ok(clean) => {
+            if clean {
+                0
+            } else {
+                2
+            }
+        }
+        Err(e) => {
+            eprintln!("weir-load: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(args: &Args, terminal: bool) -> anyhow::Result<bool> {
+    let config = args.to_config(terminal)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(weir_load::run(config))?;
+    let report = &outcome.report;
+    print!("{}", report.summary());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let title = format!("weir-load {} latency ({})", report.transport, report.target);
+        weir_load::plot::write_svg(path, &title, &outcome.ack, &outcome.e2e)?;
+    }
+    Ok(report.is_clean())
+}

@@ -41,7 +41,9 @@ impl Target {
             "http" => Scheme::Http,
             "quic" => Scheme::Quic,
             "ws" => Scheme::Ws,
-            "https" | "wss" => bail!("{scheme}:// is not supported: weir-load drives loopback servers without TLS"),
+            "https" | "wss" => {
+                bail!("{scheme}:// is not supported: weir-load drives loopback servers without TLS")
+            }
             other => bail!("unknown transport {other:?}: use http://, quic:// or ws://"),
         };
         let (authority, path) = match rest.find('/') {
@@ -94,7 +96,10 @@ mod tests {
     #[test]
     fn parses_the_three_forms() {
         let t = Target::parse("http://127.0.0.1:4437").unwrap();
-        assert_eq!((t.scheme, t.authority.as_str(), t.path.as_str()), (Scheme::Http, "127.0.0.1:4437", ""));
+        assert_eq!(
+            (t.scheme, t.authority.as_str(), t.path.as_str()),
+            (Scheme::Http, "127.0.0.1:4437", "")
+        );
         let t = Target::parse("quic://127.0.0.1:4438").unwrap();
         assert_eq!(t.scheme, Scheme::Quic);
         let t = Target::parse("ws://127.0.0.1:4437/v1/ws").unwrap();

@@ -113,7 +113,8 @@ impl HttpTransport {
         if !a.status.is_success() {
             return Err(a.fail("reading the tail"));
         }
-        a.next_offset().context("the tail read has no Stream-Next-Offset")
+        a.next_offset()
+            .context("the tail read has no Stream-Next-Offset")
     }
 
     /// Opens an SSE response from `offset`.
@@ -239,15 +240,14 @@ impl Sse {
                     _ => {}
                 }
             }
-            let body = match &mut self.body {
-                Some(b) => b,
-                None => {
-                    self.parser = sse::Parser::default();
-                    self.pending.clear();
-                    self.body = Some(self.t.open_sse(&self.stream, &self.offset).await?);
-                    self.body.as_mut().expect("just set")
-                }
-            };
+            if self.body.is_none() {
+                // A fresh response restarts at the last control event's
+                // offset, so a half-received data event is dropped.
+                self.parser = sse::Parser::default();
+                self.pending.clear();
+                self.body = Some(self.t.open_sse(&self.stream, &self.offset).await?);
+            }
+            let body = self.body.as_mut().expect("opened above");
             match tokio::time::timeout(LIVE_TIMEOUT, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {

@@ -17,7 +17,7 @@ use crate::config::{LiveMode, StartFrom};
 use crate::target::{Scheme, Target};
 
 pub use http::HttpTransport;
-pub use quic::QuicTransport;
+pub use quic::{fingerprint_of_pem, QuicTransport};
 
 /// An idempotent producer's tag on one append.
 #[derive(Debug, Clone)]

@@ -1,0 +1,218 @@
+//! Command-line flags and their translation into a [`LoadConfig`]. With no
+//! workload flags a run is the default 10-second mixed benchmark against a
+//! local server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::{CheckBy, LiveMode, LoadConfig, StartFrom};
+use crate::target::{Scheme, Target};
+
+/// `--from` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FromArg {
+    /// Only records appended after the subscriber starts.
+    Now,
+    /// Every record from the beginning of the stream.
+    Start,
+}
+
+/// `--live` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LiveArg {
+    /// `live=long-poll`.
+    LongPoll,
+    /// `live=sse`.
+    Sse,
+}
+
+/// `--check-by` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CheckArg {
+    /// Record offsets (Weir numbers records).
+    Offset,
+    /// Producer id and sequence in the payload (servers with opaque offsets).
+    Identity,
+}
+
+/// Parses `10`, `10s`, `500ms`, `2m` into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (like 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s or m)")),
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range (0 to 24h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// weir-load: throughput, latency and loss of a Durable Streams or Weir server.
+///
+/// Creates its own streams under `weir-load/<run-id>/` (deleted at the end),
+/// runs producers and live subscribers on them, and prints a summary. With
+/// no workload flags it runs a 10-second mixed benchmark (4 streams, 4
+/// producers, 1 subscriber per stream, 256-byte records in batches of 10).
+#[derive(Debug, Parser)]
+#[command(name = "weir-load", version)]
+pub struct Args {
+    /// Server URL: http://HOST:PORT (Durable Streams), quic://HOST:PORT or ws://HOST:PORT/v1/ws.
+    #[arg(default_value = "http://127.0.0.1:4437")]
+    pub target: String,
+    /// Client connections (producers and subscribers are spread over them).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub connections: u32,
+    /// Streams to create.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub streams: u32,
+    /// Producer tasks (0: subscribers only), spread round-robin over the streams.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub producers: u32,
+    /// Live subscribers per stream (0: producers only).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub subscribers: u32,
+    /// Bytes per record (at least 16: send time and producer id/seq).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=4_000_000))]
+    pub record_size: u32,
+    /// Records per append request.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Target append rate in records/s over all producers (default: as fast as acks allow).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Idempotent producers (HTTP Producer-Id/Epoch/Seq headers); failed appends are retried.
+    #[arg(long)]
+    pub idempotent: bool,
+    /// Where subscribers start reading.
+    #[arg(long, value_enum, default_value_t = FromArg::Now)]
+    pub from: FromArg,
+    /// How HTTP subscribers follow a stream.
+    #[arg(long, value_enum, default_value_t = LiveArg::LongPoll)]
+    pub live: LiveArg,
+    /// How deliveries are matched to acks: offset (Weir) or identity (servers with opaque offsets).
+    #[arg(long, value_enum, default_value_t = CheckArg::Offset)]
+    pub check_by: CheckArg,
+    /// Measured time after warm-up (10s, 500ms, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Warm-up excluded from the figures.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Stop after appending this many records in total (the duration still bounds the run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub records: Option<u64>,
+    /// Time subscribers get to catch up after producers stop, before missing records count as lost.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Server process id: report its CPU and RSS (Linux /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write the full report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the latency percentile plot (SVG) to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// No progress lines even on a terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Keep the run's streams instead of deleting them at the end.
+    #[arg(long)]
+    pub keep_streams: bool,
+    /// QUIC: SHA-256 fingerprint (hex) of the server certificate to pin.
+    #[arg(long, value_name = "HEX")]
+    pub quic_fingerprint: Option<String>,
+    /// QUIC: the server's certificate PEM (e.g. DATA_DIR/quic-cert.pem) to pin.
+    #[arg(long, value_name = "FILE", conflicts_with = "quic_fingerprint")]
+    pub quic_cert: Option<PathBuf>,
+}
+
+/// Longest run when only a record count bounds it.
+const RECORDS_ONLY_CAP: Duration = Duration::from_secs(600);
+
+impl Args {
+    /// The run these flags describe.
+    pub fn to_config(&self, terminal: bool) -> anyhow::Result<LoadConfig> {
+        let mut target = Target::parse(&self.target)?;
+        if target.scheme == Scheme::Quic {
+            target.quic_fingerprint = match (&self.quic_fingerprint, &self.quic_cert) {
+                (Some(f), _) => Some(f.clone()),
+                (None, Some(p)) => Some(crate::transport::fingerprint_of_pem(p)?),
+                (None, None) => None,
+            };
+        }
+        let mut c = LoadConfig::new(target);
+        c.connections = self.connections as usize;
+        c.streams = self.streams as usize;
+        c.producers = self.producers as usize;
+        c.subscribers_per_stream = self.subscribers as usize;
+        c.record_size = self.record_size as usize;
+        c.batch = self.batch as usize;
+        c.rate = self.rate;
+        c.idempotent = self.idempotent;
+        c.from = match self.from {
+            FromArg::Now => StartFrom::Now,
+            FromArg::Start => StartFrom::Start,
+        };
+        c.live = match self.live {
+            LiveArg::LongPoll => LiveMode::LongPoll,
+            LiveArg::Sse => LiveMode::Sse,
+        };
+        c.check_by = match self.check_by {
+            CheckArg::Offset => CheckBy::Offset,
+            CheckArg::Identity => CheckBy::Identity,
+        };
+        c.warmup = self.warmup;
+        c.max_records = self.records;
+        c.duration = match (self.duration, self.records) {
+            (Some(d), _) => d,
+            // A record count alone: the count ends the run, a cap keeps it bounded.
+            (None, Some(_)) => RECORDS_ONLY_CAP,
+            (None, None) => c.duration,
+        };
+        c.drain = self.drain;
+        c.server_pid = self.server_pid;
+        c.progress = terminal && !self.quiet;
+        c.cleanup = !self.keep_streams;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_mixed_benchmark() {
+        let a = Args::try_parse_from(["weir-load"]).unwrap();
+        let c = a.to_config(false).unwrap();
+        assert_eq!(
+            (c.streams, c.producers, c.subscribers_per_stream),
+            (4, 4, 1)
+        );
+        assert_eq!(c.duration, Duration::from_secs(10));
+        assert!(Args::try_parse_from(["weir-load", "--record-size", "8"]).is_err());
+    }
+}

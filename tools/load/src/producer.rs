@@ -1,0 +1,147 @@
+//! One producer task: appends batches of fresh records to one stream, at a
+//! fixed rate or as fast as acknowledgements come back (one append in
+//! flight per producer, as an idempotent producer requires).
+//!
+//! With a target rate the send time written into each record and used for
+//! the ack latency is the *scheduled* time, not the moment the request left:
+//! when the server falls behind, the queueing delay is part of the figures
+//! instead of being hidden (coordinated omission).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+use crate::ledger::Ledger;
+use crate::record;
+use crate::stats::{self, Stats};
+use crate::transport::{ProducerTag, Transport};
+
+/// Attempts of one idempotent append before it counts as failed.
+const ATTEMPTS: u32 = 5;
+
+/// What all producers share.
+pub struct ProducerShared {
+    /// Counters and clock.
+    pub stats: Arc<Stats>,
+    /// Acknowledged records.
+    pub ledger: Arc<Ledger>,
+    /// Set to stop producing.
+    pub stop: AtomicBool,
+    /// Records handed out so far (for the record-count limit).
+    pub issued: AtomicU64,
+    /// Record-count limit over all producers.
+    pub max_records: Option<u64>,
+    /// Run id (part of producer ids).
+    pub run_id: String,
+}
+
+/// One producer's settings.
+pub struct ProducerSpec {
+    /// Producer id (0-based).
+    pub index: usize,
+    /// Stream index and name.
+    pub stream: (usize, String),
+    /// Records per append.
+    pub batch: usize,
+    /// Bytes per record.
+    pub record_size: usize,
+    /// Batches per second for this producer; `None` is unlimited.
+    pub batches_per_sec: Option<f64>,
+    /// Send producer headers and retry failures.
+    pub idempotent: bool,
+}
+
+/// Runs until stopped or the record budget is spent.
+pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Transport>) {
+    let stats = &shared.stats;
+    let mut ack_hist = stats::histogram();
+    let mut seq: u64 = 0;
+    let mut batch_seq: u64 = 0;
+    let interval = spec
+        .batches_per_sec
+        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let start = tokio::time::Instant::now();
+    let mut buf = BytesMut::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let n = match shared.max_records {
+            None => spec.batch,
+            Some(max) => {
+                let before = shared
+                    .issued
+                    .fetch_add(spec.batch as u64, Ordering::Relaxed);
+                if before >= max {
+                    break;
+                }
+                spec.batch.min((max - before) as usize)
+            }
+        };
+        let sent = match interval {
+            Some(iv) => {
+                let at = start + iv.mul_f64(batch_seq as f64);
+                tokio::time::sleep_until(at).await;
+                if shared.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                at.into_std()
+                    .saturating_duration_since(stats.epoch())
+                    .as_nanos() as u64
+            }
+            None => stats.now(),
+        };
+        let ids: Vec<u64> = (0..n as u64)
+            .map(|i| record::identity(spec.index, seq + i))
+            .collect();
+        let records: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                record::encode(&mut buf, spec.record_size, sent, *id);
+                buf.split().freeze()
+            })
+            .collect();
+        let tag = spec.idempotent.then(|| ProducerTag {
+            id: format!("weir-load-{}-{}", shared.run_id, spec.index),
+            epoch: 0,
+            seq: batch_seq,
+        });
+        let attempts = if spec.idempotent { ATTEMPTS } else { 1 };
+        let mut result = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                stats.append_retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            match t.append(&spec.stream.1, records.clone(), tag.clone()).await {
+                Ok(ack) => {
+                    result = Some(ack);
+                    break;
+                }
+                Err(e) => stats.error(&e),
+            }
+        }
+        let now = stats.now();
+        match result {
+            Some(ack) => {
+                shared.ledger.ack(spec.stream.0, ack.first_offset, &ids);
+                stats.appended.fetch_add(n as u64, Ordering::Relaxed);
+                if stats.in_window(now) {
+                    stats
+                        .measured_appended
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                if stats.after_warmup(sent) {
+                    stats::record_us(&mut ack_hist, now.saturating_sub(sent));
+                }
+            }
+            None => {
+                stats.append_errors.fetch_add(1, Ordering::Relaxed);
+                // Do not hammer a failing server.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        seq += n as u64;
+        batch_seq += 1;
+    }
+    Stats::merge(&stats.ack, &ack_hist);
+}

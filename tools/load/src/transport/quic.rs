@@ -1,0 +1,124 @@
+//! Weir's binary protocol over QUIC, through `weir_net::client`. Records
+//! travel as their raw bytes in `application/octet-stream` streams; offsets
+//! are the protocol's record offsets. The server's self-signed certificate
+//! is pinned by its SHA-256 fingerprint (`--quic-fingerprint`, printed by
+//! the server at start, or read from its `quic-cert.pem`).
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use weir_net::client::{Client, ClientConfig, Trust};
+use weir_net::proto::{Append, SubscribeFrom};
+use weir_storage::Record;
+
+use super::{Ack, Delivery, ProducerTag, Subscribed, Transport, TransportOptions};
+use crate::config::StartFrom;
+use crate::target::Target;
+
+/// Content type of the streams this transport creates.
+pub const CONTENT_TYPE: &str = "application/octet-stream";
+
+/// One QUIC connection (requests pipeline on it, one QUIC stream each).
+pub struct QuicTransport {
+    client: Client,
+}
+
+impl QuicTransport {
+    /// Connects to `target`, pinning its certificate fingerprint.
+    pub async fn connect(target: &Target, _options: TransportOptions) -> anyhow::Result<Self> {
+        let fp = target.quic_fingerprint.as_deref().context(
+            "quic:// needs the server's certificate fingerprint: --quic-fingerprint HEX or --quic-cert DATA_DIR/quic-cert.pem",
+        )?;
+        let fp = weir_net::quic::parse_fingerprint(fp)
+            .context("--quic-fingerprint is not a 64-digit hex SHA-256")?;
+        let config = ClientConfig::new(target.socket_addr()?, Trust::Fingerprint(fp));
+        let client = Client::connect(config)
+            .await
+            .with_context(|| format!("connecting to {target}"))?;
+        Ok(QuicTransport { client })
+    }
+}
+
+/// The fingerprint of the first certificate in a PEM file.
+pub fn fingerprint_of_pem(path: &std::path::Path) -> anyhow::Result<String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let cert = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .next()
+        .with_context(|| format!("{} holds no certificate", path.display()))?
+        .with_context(|| format!("{} is not PEM", path.display()))?;
+    Ok(weir_net::quic::fingerprint(&cert))
+}
+
+impl Transport for QuicTransport {
+    fn create<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.client.create(stream, CONTENT_TYPE).await?;
+            Ok(())
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        stream: &'a str,
+        records: Vec<Bytes>,
+        producer: Option<ProducerTag>,
+    ) -> BoxFuture<'a, anyhow::Result<Ack>> {
+        Box::pin(async move {
+            let a = self
+                .client
+                .append_with(Append {
+                    stream: stream.into(),
+                    producer: producer.map(|p| weir_net::proto::Producer {
+                        id: p.id,
+                        epoch: p.epoch,
+                        seq: p.seq,
+                    }),
+                    close: false,
+                    records: records.into_iter().map(Record::new).collect(),
+                })
+                .await?;
+            Ok(Ack {
+                first_offset: a.first_offset,
+                duplicate: a.duplicate,
+            })
+        })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        stream: &'a str,
+        from: StartFrom,
+    ) -> BoxFuture<'a, anyhow::Result<Subscribed>> {
+        Box::pin(async move {
+            // `Now` is resolved to the tail first so the start is exact.
+            let start = match from {
+                StartFrom::Start => 0,
+                StartFrom::Now => self.client.head(stream).await?.next_offset,
+            };
+            let sub = self.client.subscribe(stream, SubscribeFrom::Offset(start));
+            let records = sub
+                .map(|item| {
+                    let batch = item?;
+                    let d: Delivery = (0..batch.len())
+                        .filter_map(|i| {
+                            let r = batch.get(i)?;
+                            Some((r.offset, batch.payload_bytes(i)?))
+                        })
+                        .collect();
+                    Ok(d)
+                })
+                .boxed();
+            Ok(Subscribed { start, records })
+        })
+    }
+
+    fn delete<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.client.delete(stream).await?;
+            Ok(())
+        })
+    }
+}

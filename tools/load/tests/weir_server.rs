@@ -1,0 +1,143 @@
+//! Short loads against a real Weir (engine + HTTP door, and the QUIC door,
+//! in-process on loopback ports picked by the OS) must see every
+//! acknowledged record exactly once.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use weir_load::{run, CheckBy, LiveMode, LoadConfig, StartFrom, Target};
+use weir_storage::{Engine, EngineConfig};
+
+/// A running in-process server; dropping the guard's sender stops it.
+struct Server {
+    http: String,
+    quic: String,
+    fingerprint: String,
+    _stop: Vec<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("db"), EngineConfig::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(weir_net::http::serve(
+        engine.clone(),
+        weir_net::http::HttpConfig::default(),
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let qc = weir_net::quic::QuicConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().into());
+    let q = weir_net::quic::QuicServer::bind(engine, qc).unwrap();
+    let quic = format!("quic://{}", q.local_addr().unwrap());
+    let fingerprint = q.fingerprint().to_string();
+    let (qtx, qrx) = oneshot::channel::<()>();
+    tokio::spawn(q.run(async {
+        let _ = qrx.await;
+    }));
+    Server {
+        http,
+        quic,
+        fingerprint,
+        _stop: vec![tx, qtx],
+        _dir: dir,
+    }
+}
+
+fn short(target: Target) -> LoadConfig {
+    let mut c = LoadConfig::new(target);
+    c.connections = 2;
+    c.streams = 2;
+    c.producers = 3;
+    c.subscribers_per_stream = 2;
+    c.record_size = 64;
+    c.batch = 5;
+    c.warmup = Duration::from_millis(200);
+    c.duration = Duration::from_millis(1200);
+    c.drain = Duration::from_secs(10);
+    c
+}
+
+fn assert_clean(r: &weir_load::Report) {
+    assert!(r.appended > 0, "{}", r.summary());
+    assert!(r.is_clean(), "{}", r.summary());
+    assert!(r.drained, "{}", r.summary());
+    assert_eq!(r.append_errors, 0, "{}", r.summary());
+    // Every subscriber got every record: 2 per stream.
+    assert_eq!(r.expected_deliveries, r.appended * 2, "{}", r.summary());
+    assert_eq!(r.delivered, r.expected_deliveries, "{}", r.summary());
+    assert!(r.ack_latency_us.count > 0 && r.e2e_latency_us.count > 0);
+    assert!(r.append_records_per_sec > 0.0 && r.deliver_records_per_sec > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_long_poll_sees_every_record_once() {
+    let s = start().await;
+    let out = run(short(Target::parse(&s.http).unwrap())).await.unwrap();
+    assert_clean(&out.report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sse_idempotent_from_start_sees_every_record_once() {
+    let s = start().await;
+    let mut c = short(Target::parse(&s.http).unwrap());
+    c.live = LiveMode::Sse;
+    c.idempotent = true;
+    c.from = StartFrom::Start;
+    c.rate = Some(2000.0);
+    let out = run(c).await.unwrap();
+    assert_clean(&out.report);
+    let json = serde_json::to_value(&out.report).unwrap();
+    for k in [
+        "appended",
+        "delivered",
+        "lost",
+        "duplicates",
+        "append_records_per_sec",
+        "deliver_records_per_sec",
+    ] {
+        assert!(json.get(k).is_some(), "{k}");
+    }
+    for k in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(json["ack_latency_us"].get(k).is_some());
+        assert!(json["e2e_latency_us"].get(k).is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_record_count_ends_the_run() {
+    let s = start().await;
+    let mut c = short(Target::parse(&s.http).unwrap());
+    c.max_records = Some(200);
+    c.duration = Duration::from_secs(30);
+    c.warmup = Duration::ZERO;
+    c.check_by = CheckBy::Identity;
+    let t = std::time::Instant::now();
+    let out = run(c).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert_eq!(out.report.appended, 200);
+    assert_clean(&out.report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_sees_every_record_once() {
+    let s = start().await;
+    let mut t = Target::parse(&s.quic).unwrap();
+    t.quic_fingerprint = Some(s.fingerprint.clone());
+    let mut c = short(t);
+    c.idempotent = true;
+    let out = run(c).await.unwrap();
+    assert_clean(&out.report);
+}
+
+#[tokio::test]
+async fn ws_reports_that_it_is_not_available() {
+    let c = LoadConfig::new(Target::parse("ws://127.0.0.1:1/v1/ws").unwrap());
+    let e = run(c).await.err().expect("ws is not wired");
+    assert!(format!("{e}").contains("transport ws not available in this build"));
+}
