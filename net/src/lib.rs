@@ -1,8 +1,8 @@
 //! # weir-net
 //!
 //! Weir's network doors over the storage engine: the HTTP Durable Streams
-//! API ([`http`]). The binary protocol over QUIC and WebSocket arrives with
-//! later work.
+//! API ([`http`]), and Weir's binary protocol ([`proto`], served by
+//! [`session`]) over QUIC ([`quic`]) and WebSocket ([`ws`], on the HTTP port).
 
 pub mod http;
 /// Weir's binary protocol as a sans-IO codec: frames, messages and their encoding.
@@ -11,5 +11,7 @@ pub mod proto;
 pub mod session;
 /// The QUIC door: the binary protocol over quinn.
 pub mod quic;
+/// The WebSocket door: the binary protocol (and its JSON form) on the HTTP port.
+pub mod ws;
 /// A Rust client of the binary protocol over QUIC.
 pub mod client;

@@ -17,6 +17,8 @@ pub struct HttpConfig {
     pub sse_max_duration: Duration,
     /// How long shutdown waits for in-flight requests after stopping accepts.
     pub shutdown_grace: Duration,
+    /// The WebSocket door at `/v1/ws` on the same port.
+    pub ws: crate::ws::WsConfig,
 }
 
 impl Default for HttpConfig {
@@ -27,6 +29,7 @@ impl Default for HttpConfig {
             read_budget_bytes: 1 << 20,
             sse_max_duration: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            ws: crate::ws::WsConfig::default(),
         }
     }
 }

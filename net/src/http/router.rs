@@ -1,5 +1,5 @@
 //! Request dispatch: `/v1/stream/{name}` by method, the reserved `__ds`
-//! subscription API, and CORS preflights.
+//! subscription API, CORS preflights, and the WebSocket upgrade at `/v1/ws`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -42,6 +42,15 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
         return r;
     }
     let path = req.uri().path().to_string();
+    if path == crate::ws::PATH {
+        let (engine, stop) = (ctx.engine.clone(), ctx.stop.clone());
+        let (mut reply, headers) = match crate::ws::accept(req, engine, &ctx.config.ws, stop) {
+            Ok(h) => (Reply::new(StatusCode::SWITCHING_PROTOCOLS), h),
+            Err(r) => (Reply::error(r.status, r.reason), r.headers),
+        };
+        reply.headers_mut().extend(headers);
+        return reply;
+    }
     let Some(rest) = path.strip_prefix(STREAM_PREFIX) else {
         return Reply::error(StatusCode::NOT_FOUND, "no such endpoint");
     };

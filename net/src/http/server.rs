@@ -8,9 +8,8 @@ use std::sync::Arc;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use weir_storage::Engine;
 
 use super::config::HttpConfig;
@@ -34,7 +33,10 @@ pub async fn serve(
         config,
         stop: stop_rx,
     });
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a clone of `drain`; `drained` yields None
+    // once all of them ended. (hyper-util's GracefulShutdown cannot watch a
+    // connection that may upgrade to a WebSocket.)
+    let (drain, mut drained) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -49,14 +51,27 @@ pub async fn serve(
                     }
                 };
                 let _ = io.set_nodelay(true);
+                let mut stop = ctx.stop.clone();
                 let ctx = Arc::clone(&ctx);
                 let svc = service_fn(move |req| handle(Arc::clone(&ctx), req));
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .serve_connection(TokioIo::new(io), svc);
-                let conn = graceful.watch(conn);
+                    .serve_connection(TokioIo::new(io), svc)
+                    // `/v1/ws` takes the socket over after its 101 answer.
+                    .with_upgrades();
+                let drain = drain.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let _drain = drain;
+                    tokio::pin!(conn);
+                    let r = tokio::select! {
+                        r = conn.as_mut() => r,
+                        () = crate::session::signalled(&mut stop) => {
+                            // Finish the request in flight, then close.
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = r {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -65,9 +80,10 @@ pub async fn serve(
         }
     }
     drop(listener);
+    drop(drain);
     let _ = stop_tx.send(true);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = drained.recv() => {}
         () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed with requests in flight"),
     }
     Ok(())
