@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use weir_net::http::HttpConfig;
 use weir_net::quic::QuicConfig;
+use weir_net::ws::WsConfig;
 use weir_storage::{Durability, EngineConfig};
 
 use crate::cli::ServeArgs;
@@ -41,6 +42,34 @@ pub struct Config {
     pub http: HttpSection,
     /// The QUIC door.
     pub quic: QuicSection,
+    /// The WebSocket door (on the HTTP port at `/v1/ws`).
+    pub websocket: WebSocketSection,
+}
+
+/// `[websocket]`: the binary protocol over WebSocket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketSection {
+    /// Interval between server pings, in milliseconds.
+    pub ping_interval_ms: u64,
+    /// A connection silent (no message, no pong) this long is closed, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Largest message accepted; larger ones close the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Outgoing bytes one connection may have queued before it waits.
+    pub send_buffer_bytes: usize,
+}
+
+impl Default for WebSocketSection {
+    fn default() -> Self {
+        let w = WsConfig::default();
+        WebSocketSection {
+            ping_interval_ms: w.ping_interval.as_millis() as u64,
+            idle_timeout_ms: w.idle_timeout.as_millis() as u64,
+            max_message_bytes: w.max_message_bytes,
+            send_buffer_bytes: w.send_buffer_bytes,
+        }
+    }
 }
 
 /// `[quic]`: the binary protocol over QUIC.
@@ -110,6 +139,7 @@ impl Default for Config {
             storage: StorageSection::default(),
             http: HttpSection::default(),
             quic: QuicSection::default(),
+            websocket: WebSocketSection::default(),
         }
     }
 }
@@ -183,9 +213,17 @@ impl Config {
 
     /// The HTTP door configuration this config describes.
     pub fn http_config(&self) -> HttpConfig {
+        let ws = WsConfig {
+            ping_interval: Duration::from_millis(self.websocket.ping_interval_ms),
+            idle_timeout: Duration::from_millis(self.websocket.idle_timeout_ms),
+            max_message_bytes: self.websocket.max_message_bytes,
+            send_buffer_bytes: self.websocket.send_buffer_bytes,
+            ..WsConfig::default()
+        };
         HttpConfig {
             long_poll_timeout: Duration::from_millis(self.http.long_poll_timeout_ms),
             max_append_bytes: self.http.max_append_bytes,
+            ws,
             ..HttpConfig::default()
         }
     }
@@ -220,7 +258,8 @@ mod tests {
         let file = dir.path().join("weir.toml");
         std::fs::write(
             &file,
-            "data_dir = \"/from/file\"\ndurability = \"buffered\"\n[storage]\nblock_cache_mb = 8\n",
+            "data_dir = \"/from/file\"\ndurability = \"buffered\"\n[storage]\nblock_cache_mb = 8\n\
+             [websocket]\nping_interval_ms = 1500\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -232,6 +271,10 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(c.durability().unwrap(), Durability::Buffered);
         assert_eq!(c.engine_config().unwrap().block_cache_bytes, 8 << 20);
+        assert_eq!(
+            c.http_config().ws.ping_interval,
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]
