@@ -406,17 +406,31 @@ impl Committer {
             );
         }
         self.shared.db.write_opt(wb, &self.write_opts)?;
-        self.next_id = id + 1;
-        let state = Arc::new(StreamState::new(name, meta, n, now));
+        Ok(self.install(name, meta, n, now, |_| {}))
+    }
+
+    /// Makes a stream whose creation was just written visible by name and
+    /// consumes its id; `prepare` sets up in-memory state before it is shared.
+    pub(crate) fn install(
+        &mut self,
+        name: &str,
+        meta: StreamMeta,
+        next_offset: u64,
+        now: u64,
+        prepare: impl FnOnce(&StreamState),
+    ) -> CreateOutcome {
+        self.next_id = meta.id + 1;
+        let state = Arc::new(StreamState::new(name, meta, next_offset, now));
+        prepare(&state);
         let info = state.info();
         self.shared
             .streams
             .write()
             .insert(Arc::clone(&state.name), state);
-        Ok(CreateOutcome {
+        CreateOutcome {
             created: true,
             info,
-        })
+        }
     }
 
     /// Ends every live follower: no batch will be published any more.

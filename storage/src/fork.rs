@@ -498,19 +498,10 @@ pub(crate) fn create_fork(
         next += req.records.len() as u64;
     }
     c.shared.db.write_opt(wb, &c.write_opts)?;
-    c.next_id = id + 1;
-    let state = Arc::new(StreamState::new(name, meta, next, now));
-    state.live.lock().fork = Some(Arc::new(link));
     source.live.lock().children += 1;
-    let info = state.info();
-    c.shared
-        .streams
-        .write()
-        .insert(Arc::clone(&state.name), state);
-    Ok(CreateOutcome {
-        created: true,
-        info,
-    })
+    Ok(c.install(name, meta, next, now, |s| {
+        s.live.lock().fork = Some(Arc::new(link));
+    }))
 }
 
 impl Engine {
