@@ -6,7 +6,7 @@ use futures::{FutureExt, StreamExt};
 use hyper::StatusCode;
 use weir_storage::{Batch, FollowFrom};
 
-use super::body::full;
+use super::body::chunks;
 use super::cursor::next_cursor;
 use super::offsets::OffsetParam;
 use super::read::{etag, render};
@@ -31,7 +31,7 @@ pub async fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&
             .header("stream-cursor", &cursor)
             .header("etag", etag(info.id, from, next, closed))
             .header("cache-control", "no-cache")
-            .body(full(render(batches, json_mode)))
+            .body(chunks(render(batches, json_mode)))
     };
     let timeout_reply = |next: u64, closed: bool| {
         Reply::new(StatusCode::NO_CONTENT)

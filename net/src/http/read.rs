@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, StatusCode};
 use weir_storage::Batch;
 
-use super::body::full;
+use super::body::{chunks, full};
 use super::offsets::{parse_offset, OffsetParam};
 use super::reply::Reply;
 use super::router::Ctx;
@@ -18,21 +18,58 @@ const CACHE_HISTORICAL: &str = "public, max-age=60, stale-while-revalidate=300";
 /// Cache policy of a chunk that reaches the tail: may grow, revalidate by ETag.
 const CACHE_TAIL: &str = "no-cache";
 
-/// The response body for `batches` of a stream in JSON mode or not.
-pub fn render(batches: &[Batch], json_mode: bool) -> Bytes {
+/// Payloads at least this large are sent as slices of their stored batch;
+/// smaller ones are gathered into shared buffers so that a page of small
+/// records does not become thousands of tiny frames.
+const ZERO_COPY_MIN: usize = 16 << 10;
+/// Size a gathering buffer grows to before it becomes its own frame.
+const GATHER_BYTES: usize = 64 << 10;
+
+/// The response body for `batches` of a stream in JSON mode or not, as the
+/// buffers to send in order (their concatenation is the body).
+pub fn render(batches: &[Batch], json_mode: bool) -> Vec<Bytes> {
     if json_mode {
-        return json::array(batches.iter().flat_map(|b| b.iter().map(|r| r.payload)));
+        return vec![json::array(
+            batches.iter().flat_map(|b| b.iter().map(|r| r.payload)),
+        )];
     }
-    if let [b] = batches {
-        if b.len() == 1 {
-            return b.payload_bytes(0).unwrap_or_default();
-        }
-    }
-    let mut out = BytesMut::with_capacity(batches.iter().map(Batch::data_len).sum());
+    let mut parts = Vec::new();
+    let mut gather = BytesMut::new();
     for b in batches {
-        for r in b.iter() {
-            out.extend_from_slice(r.payload);
+        for i in 0..b.len() {
+            let Some(r) = b.get(i) else { break };
+            if r.payload.len() >= ZERO_COPY_MIN {
+                if !gather.is_empty() {
+                    parts.push(gather.split().freeze());
+                }
+                parts.extend(b.payload_bytes(i));
+                continue;
+            }
+            if gather.capacity() - gather.len() < r.payload.len() {
+                if !gather.is_empty() {
+                    parts.push(gather.split().freeze());
+                }
+                gather.reserve(GATHER_BYTES.max(r.payload.len()));
+            }
+            gather.extend_from_slice(r.payload);
         }
+    }
+    if !gather.is_empty() {
+        parts.push(gather.freeze());
+    }
+    parts
+}
+
+/// [`render`] as one contiguous buffer, for encoders that need the whole
+/// text at once (SSE splits it into lines, or base64-encodes it).
+pub fn render_flat(batches: &[Batch], json_mode: bool) -> Bytes {
+    let mut parts = render(batches, json_mode);
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for p in &parts {
+        out.extend_from_slice(p);
     }
     out.freeze()
 }
@@ -151,5 +188,55 @@ fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> Reply 
     if not_modified(h, &tag) {
         return reply(StatusCode::NOT_MODIFIED);
     }
-    reply(StatusCode::OK).body(full(render(&r.batches, json_mode)))
+    reply(StatusCode::OK).body(chunks(render(&r.batches, json_mode)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_storage::{AppendRequest, Engine, EngineConfig, Record, StreamConfig};
+
+    /// Payload `i` of the test stream: small and large records mixed.
+    fn payload(i: usize) -> Vec<u8> {
+        let len = if i % 3 == 0 { ZERO_COPY_MIN + i } else { 10 + i };
+        (0..len).map(|j| (i * 31 + j) as u8).collect()
+    }
+
+    #[test]
+    fn render_sends_large_payloads_in_place_and_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), EngineConfig::default()).unwrap();
+        engine
+            .create_stream("s", StreamConfig::new("application/octet-stream"))
+            .unwrap();
+        let mut expect = Vec::new();
+        for batch in 0..4 {
+            let records = (0..5)
+                .map(|r| {
+                    let p = payload(batch * 5 + r);
+                    expect.extend_from_slice(&p);
+                    Record::new(p)
+                })
+                .collect();
+            let req = AppendRequest {
+                records,
+                ..Default::default()
+            };
+            engine.append("s", req).unwrap();
+        }
+        let read = engine.read("s", 0, 1 << 30).unwrap();
+        assert_eq!(read.record_count(), 20);
+        let parts = render(&read.batches, false);
+        assert_eq!(parts.concat(), expect);
+        assert_eq!(render_flat(&read.batches, false), expect);
+        // Every large payload is a slice of a stored batch, not a copy.
+        let stored: Vec<_> = read.batches.iter().map(|b| b.raw().as_ptr_range()).collect();
+        let in_place = parts
+            .iter()
+            .filter(|p| stored.iter().any(|r| r.contains(&p.as_ptr())))
+            .count();
+        assert_eq!(in_place, 7, "payloads 0, 3, …, 18 are large");
+        // Small payloads between them are gathered, not sent one by one.
+        assert!(parts.len() < 20, "{} parts", parts.len());
+    }
 }

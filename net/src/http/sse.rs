@@ -170,11 +170,11 @@ impl SseState {
                 write_lines(out, &arr);
             }
             Mode::Text => {
-                let text = super::read::render(batches, false);
+                let text = super::read::render_flat(batches, false);
                 write_lines(out, &text);
             }
             Mode::Base64 => {
-                let raw = super::read::render(batches, false);
+                let raw = super::read::render_flat(batches, false);
                 out.put_slice(b"data:");
                 out.put_slice(
                     base64::engine::general_purpose::STANDARD

@@ -95,6 +95,9 @@ pub struct Args {
     /// Idempotent producers (HTTP Producer-Id/Epoch/Seq headers); failed appends are retried.
     #[arg(long)]
     pub idempotent: bool,
+    /// Appends each producer keeps in flight (more than 1 needs non-idempotent producers).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub inflight: u32,
     /// Where subscribers start reading.
     #[arg(long, value_enum, default_value_t = FromArg::Now)]
     pub from: FromArg,
@@ -162,6 +165,14 @@ impl Args {
         c.batch = self.batch as usize;
         c.rate = self.rate;
         c.idempotent = self.idempotent;
+        if self.idempotent && self.inflight > 1 {
+            anyhow::bail!(
+                "--inflight {} needs non-idempotent producers: an idempotent producer's \
+                 sequence numbers must arrive in order, one append at a time",
+                self.inflight
+            );
+        }
+        c.inflight = self.inflight as usize;
         c.from = match self.from {
             FromArg::Now => StartFrom::Now,
             FromArg::Start => StartFrom::Start,

@@ -59,6 +59,8 @@ pub struct LoadConfig {
     pub rate: Option<f64>,
     /// Producer idempotency (HTTP `Producer-Id/Epoch/Seq`); retries failed appends when on.
     pub idempotent: bool,
+    /// Appends in flight per producer (1 whenever `idempotent`).
+    pub inflight: usize,
     /// Where subscribers start.
     pub from: StartFrom,
     /// HTTP live mode.
@@ -96,6 +98,7 @@ impl LoadConfig {
             batch: 10,
             rate: None,
             idempotent: false,
+            inflight: 1,
             from: StartFrom::Now,
             live: LiveMode::LongPoll,
             check_by: CheckBy::Offset,

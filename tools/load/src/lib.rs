@@ -3,7 +3,7 @@
 //! Weir's load generator as a library (the `weir-load` binary is a thin CLI
 //! over it, and integration tests call it directly). It drives a server over
 //! a [`transport::Transport`] (HTTP Durable Streams, or Weir's binary
-//! protocol over QUIC; WebSocket is not wired yet), runs producers and
+//! protocol over QUIC or WebSocket), runs producers and
 //! subscribers on streams it creates under `weir-load/<run-id>/`, and
 //! reports throughput, append-ack and end-to-end latency percentiles, and a
 //! per-offset loss, duplicate and mismatch check.

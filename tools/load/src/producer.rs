@@ -1,6 +1,8 @@
 //! One producer task: appends batches of fresh records to one stream, at a
-//! fixed rate or as fast as acknowledgements come back (one append in
-//! flight per producer, as an idempotent producer requires).
+//! fixed rate or as fast as acknowledgements come back. By default one
+//! append is in flight per producer, as an idempotent producer requires; a
+//! non-idempotent producer may keep several in flight, so that a rate above
+//! one append per ack round trip (fsync included) can be held.
 //!
 //! With a target rate the send time written into each record and used for
 //! the ack latency is the *scheduled* time, not the moment the request left:
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::ledger::Ledger;
 use crate::record;
@@ -51,7 +54,13 @@ pub struct ProducerSpec {
     pub batches_per_sec: Option<f64>,
     /// Send producer headers and retry failures.
     pub idempotent: bool,
+    /// Appends in flight at once (1 for idempotent producers).
+    pub inflight: usize,
 }
+
+/// What became of one append: the ack (if any attempt succeeded), its
+/// scheduled send time and the identities of its records.
+type Outcome = (Option<crate::transport::Ack>, u64, Vec<u64>);
 
 /// Runs until stopped or the record budget is spent.
 pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Transport>) {
@@ -64,6 +73,7 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
         .map(|r| Duration::from_secs_f64(1.0 / r));
     let start = tokio::time::Instant::now();
     let mut buf = BytesMut::new();
+    let mut pending = FuturesUnordered::new();
     while !shared.stop.load(Ordering::Relaxed) {
         let n = match shared.max_records {
             None => spec.batch,
@@ -105,43 +115,83 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
             epoch: 0,
             seq: batch_seq,
         });
-        let attempts = if spec.idempotent { ATTEMPTS } else { 1 };
-        let mut result = None;
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                stats.append_retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
-            match t.append(&spec.stream.1, records.clone(), tag.clone()).await {
-                Ok(ack) => {
-                    result = Some(ack);
-                    break;
-                }
-                Err(e) => stats.error(&e),
-            }
-        }
-        let now = stats.now();
-        match result {
-            Some(ack) => {
-                shared.ledger.ack(spec.stream.0, ack.first_offset, &ids);
-                stats.appended.fetch_add(n as u64, Ordering::Relaxed);
-                if stats.in_window(now) {
-                    stats
-                        .measured_appended
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                }
-                if stats.after_warmup(sent) {
-                    stats::record_us(&mut ack_hist, now.saturating_sub(sent));
-                }
-            }
-            None => {
-                stats.append_errors.fetch_add(1, Ordering::Relaxed);
-                // Do not hammer a failing server.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        pending.push(attempt(
+            t.clone(),
+            stats.clone(),
+            spec.stream.1.clone(),
+            records,
+            tag,
+            spec.idempotent,
+            sent,
+            ids,
+        ));
+        while pending.len() >= spec.inflight.max(1) {
+            if let Some(o) = pending.next().await {
+                account(&shared, &spec, &mut ack_hist, o).await;
             }
         }
         seq += n as u64;
         batch_seq += 1;
     }
+    while let Some(o) = pending.next().await {
+        account(&shared, &spec, &mut ack_hist, o).await;
+    }
     Stats::merge(&stats.ack, &ack_hist);
+}
+
+/// Sends one append, retrying an idempotent one up to [`ATTEMPTS`] times.
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    t: Arc<dyn Transport>,
+    stats: Arc<Stats>,
+    stream: String,
+    records: Vec<bytes::Bytes>,
+    tag: Option<ProducerTag>,
+    idempotent: bool,
+    sent: u64,
+    ids: Vec<u64>,
+) -> Outcome {
+    let attempts = if idempotent { ATTEMPTS } else { 1 };
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            stats.append_retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        match t.append(&stream, records.clone(), tag.clone()).await {
+            Ok(ack) => return (Some(ack), sent, ids),
+            Err(e) => stats.error(&e),
+        }
+    }
+    (None, sent, ids)
+}
+
+/// Books one finished append: the ledger, the counters and the ack latency.
+async fn account(
+    shared: &ProducerShared,
+    spec: &ProducerSpec,
+    ack_hist: &mut hdrhistogram::Histogram<u64>,
+    (result, sent, ids): Outcome,
+) {
+    let stats = &shared.stats;
+    let n = ids.len();
+    let now = stats.now();
+    match result {
+        Some(ack) => {
+            shared.ledger.ack(spec.stream.0, ack.first_offset, &ids);
+            stats.appended.fetch_add(n as u64, Ordering::Relaxed);
+            if stats.in_window(now) {
+                stats
+                    .measured_appended
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            if stats.after_warmup(sent) {
+                stats::record_us(ack_hist, now.saturating_sub(sent));
+            }
+        }
+        None => {
+            stats.append_errors.fetch_add(1, Ordering::Relaxed);
+            // Do not hammer a failing server.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

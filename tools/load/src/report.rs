@@ -77,6 +77,8 @@ pub struct Settings {
     pub rate: Option<f64>,
     /// Idempotent producers.
     pub idempotent: bool,
+    /// Appends in flight per producer.
+    pub inflight: usize,
     /// Subscriber start.
     pub from: StartFrom,
     /// HTTP live mode.
@@ -171,13 +173,14 @@ impl Report {
         let st = &self.settings;
         let _ = writeln!(
             s,
-            "  {} streams, {} producers x {} rec x {} B{}{}, {} subscribers/stream from {:?}, {:.1}s measured after {:.1}s warm-up",
+            "  {} streams, {} producers x {} rec x {} B{}{}{}, {} subscribers/stream from {:?}, {:.1}s measured after {:.1}s warm-up",
             st.streams,
             st.producers,
             st.batch,
             st.record_size,
             st.rate.map(|r| format!(" @ {r:.0} rec/s")).unwrap_or_default(),
             if st.idempotent { ", idempotent" } else { "" },
+            if st.inflight > 1 { format!(", {} in flight", st.inflight) } else { String::new() },
             st.subscribers_per_stream,
             st.from,
             self.measured_secs,

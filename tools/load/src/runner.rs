@@ -113,6 +113,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
             record_size: config.record_size,
             batches_per_sec: per_producer,
             idempotent: config.idempotent,
+            inflight: if config.idempotent { 1 } else { config.inflight },
         };
         let t = conns[p % conns.len()].clone();
         producers.push(tokio::spawn(producer::run(shared.clone(), spec, t)));
@@ -232,6 +233,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
             batch: config.batch,
             rate: config.rate,
             idempotent: config.idempotent,
+            inflight: config.inflight,
             from: config.from,
             live: config.live,
             check_by: config.check_by,

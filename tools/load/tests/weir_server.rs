@@ -1,6 +1,6 @@
-//! Short loads against a real Weir (engine + HTTP door, and the QUIC door,
-//! in-process on loopback ports picked by the OS) must see every
-//! acknowledged record exactly once.
+//! Short loads against a real Weir (engine + HTTP door with its WebSocket
+//! endpoint, and the QUIC door, in-process on loopback ports picked by the
+//! OS) must see every acknowledged record exactly once.
 
 use std::time::Duration;
 
@@ -135,9 +135,47 @@ async fn quic_sees_every_record_once() {
     assert_clean(&out.report);
 }
 
-#[tokio::test]
-async fn ws_reports_that_it_is_not_available() {
-    let c = LoadConfig::new(Target::parse("ws://127.0.0.1:1/v1/ws").unwrap());
-    let e = run(c).await.err().expect("ws is not wired");
-    assert!(format!("{e}").contains("transport ws not available in this build"));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_pipelined_producers_see_every_record_once() {
+    let s = start().await;
+    let mut t = Target::parse(&s.quic).unwrap();
+    t.quic_fingerprint = Some(s.fingerprint.clone());
+    let mut c = short(t);
+    c.inflight = 8;
+    c.rate = Some(5_000.0);
+    let out = run(c).await.unwrap();
+    let r = &out.report;
+    assert_clean(r);
+    assert_eq!(r.settings.inflight, 8, "{}", r.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_sees_every_record_once() {
+    let s = start().await;
+    let ws = s.http.replace("http://", "ws://") + "/v1/ws";
+    let mut c = short(Target::parse(&ws).unwrap());
+    c.idempotent = true;
+    let out = run(c).await.unwrap();
+    assert_clean(&out.report);
+    assert_eq!(out.report.duplicates, 0, "{}", out.report.summary());
+    assert_eq!(out.report.lost, 0, "{}", out.report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_from_start_sees_every_record_once() {
+    let s = start().await;
+    let ws = s.http.replace("http://", "ws://") + "/v1/ws";
+    let mut c = short(Target::parse(&ws).unwrap());
+    c.from = StartFrom::Start;
+    c.connections = 3;
+    c.subscribers_per_stream = 3;
+    let out = run(c).await.unwrap();
+    let r = &out.report;
+    assert!(
+        r.appended > 0 && r.is_clean() && r.drained,
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.append_errors, 0, "{}", r.summary());
+    assert_eq!(r.delivered, r.appended * 3, "{}", r.summary());
 }

@@ -18,6 +18,7 @@ use crate::target::{Scheme, Target};
 
 pub use http::HttpTransport;
 pub use quic::{fingerprint_of_pem, QuicTransport};
+pub use ws::WsTransport;
 
 /// An idempotent producer's tag on one append.
 #[derive(Debug, Clone)]
@@ -89,6 +90,6 @@ pub async fn connect(
     Ok(match target.scheme {
         Scheme::Http => Arc::new(HttpTransport::new(target, options)?),
         Scheme::Quic => Arc::new(QuicTransport::connect(target, options).await?),
-        Scheme::Ws => return Err(ws::unavailable()),
+        Scheme::Ws => Arc::new(WsTransport::connect(target, options).await?),
     })
 }
