@@ -198,7 +198,11 @@ mod tests {
 
     /// Payload `i` of the test stream: small and large records mixed.
     fn payload(i: usize) -> Vec<u8> {
-        let len = if i % 3 == 0 { ZERO_COPY_MIN + i } else { 10 + i };
+        let len = if i % 3 == 0 {
+            ZERO_COPY_MIN + i
+        } else {
+            10 + i
+        };
         (0..len).map(|j| (i * 31 + j) as u8).collect()
     }
 
@@ -230,7 +234,11 @@ mod tests {
         assert_eq!(parts.concat(), expect);
         assert_eq!(render_flat(&read.batches, false), expect);
         // Every large payload is a slice of a stored batch, not a copy.
-        let stored: Vec<_> = read.batches.iter().map(|b| b.raw().as_ptr_range()).collect();
+        let stored: Vec<_> = read
+            .batches
+            .iter()
+            .map(|b| b.raw().as_ptr_range())
+            .collect();
         let in_place = parts
             .iter()
             .filter(|p| stored.iter().any(|r| r.contains(&p.as_ptr())))

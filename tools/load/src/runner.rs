@@ -113,7 +113,11 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
             record_size: config.record_size,
             batches_per_sec: per_producer,
             idempotent: config.idempotent,
-            inflight: if config.idempotent { 1 } else { config.inflight },
+            inflight: if config.idempotent {
+                1
+            } else {
+                config.inflight
+            },
         };
         let t = conns[p % conns.len()].clone();
         producers.push(tokio::spawn(producer::run(shared.clone(), spec, t)));
