@@ -198,7 +198,7 @@ mod tests {
 
     /// Payload `i` of the test stream: small and large records mixed.
     fn payload(i: usize) -> Vec<u8> {
-        let len = if i % 3 == 0 {
+        let len = if i.is_multiple_of(3) {
             ZERO_COPY_MIN + i
         } else {
             10 + i
