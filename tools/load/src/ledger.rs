@@ -7,17 +7,17 @@
 //! run is *corrupt*; a key delivered that was never acknowledged is
 //! *unexpected* (for instance an append whose answer was lost).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::config::CheckBy;
 use crate::record::Decoded;
+use crate::runs::RunSet;
 
 /// Acknowledged records of one stream.
 #[derive(Default)]
 pub struct StreamLedger {
-    acked: Mutex<HashMap<u64, u64>>,
+    acked: Mutex<RunSet>,
 }
 
 /// What one subscriber received.
@@ -26,8 +26,7 @@ pub struct SubLedger {
     pub stream: usize,
     /// First offset it could receive; earlier records are not expected.
     pub start: u64,
-    seen: Mutex<HashMap<u64, (u64, u32)>>,
-    distinct: AtomicU64,
+    seen: Mutex<RunSet>,
     duplicates: AtomicU64,
     corrupt: AtomicU64,
 }
@@ -71,8 +70,7 @@ impl Ledger {
         let s = std::sync::Arc::new(SubLedger {
             stream,
             start,
-            seen: Mutex::new(HashMap::new()),
-            distinct: AtomicU64::new(0),
+            seen: Mutex::new(RunSet::default()),
             duplicates: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
         });
@@ -80,64 +78,70 @@ impl Ledger {
         s
     }
 
+    fn key(&self, offset: u64, id: u64) -> u64 {
+        match self.check_by {
+            CheckBy::Offset => offset,
+            CheckBy::Identity => id,
+        }
+    }
+
     /// Records an acknowledged batch whose first record got `first_offset`.
     pub fn ack(&self, stream: usize, first_offset: u64, ids: &[u64]) {
         let mut acked = self.streams[stream].acked.lock().expect("ledger lock");
         for (i, id) in ids.iter().enumerate() {
-            let key = match self.check_by {
-                CheckBy::Offset => first_offset + i as u64,
-                CheckBy::Identity => *id,
-            };
-            acked.insert(key, *id);
+            // A repeated ack (a producer retry) names the same records again.
+            acked.insert(self.key(first_offset + i as u64, *id), *id);
         }
     }
 
-    /// Notes one delivery to `sub`; `decoded` is `None` for a corrupt payload.
-    pub fn deliver(&self, sub: &SubLedger, offset: u64, decoded: Option<Decoded>) {
-        let Some(d) = decoded else {
-            sub.corrupt.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let key = match self.check_by {
-            CheckBy::Offset => offset,
-            CheckBy::Identity => d.id,
-        };
-        let mut seen = sub.seen.lock().expect("ledger lock");
-        let e = seen.entry(key).or_insert((d.id, 0));
-        e.1 += 1;
-        if e.1 == 1 {
-            sub.distinct.fetch_add(1, Ordering::Relaxed);
-        } else {
-            sub.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn expected_keys<'a>(
+    /// Notes one delivery of records to `sub`: each with its offset and its
+    /// decoded payload (`None` for a corrupt one). Runs of consecutive keys
+    /// and identities are booked at once.
+    pub fn deliver(
         &self,
         sub: &SubLedger,
-        acked: &'a HashMap<u64, u64>,
-    ) -> impl Iterator<Item = (&'a u64, &'a u64)> + 'a {
-        let start = match self.check_by {
-            CheckBy::Offset => sub.start,
-            CheckBy::Identity => 0,
-        };
-        acked.iter().filter(move |(k, _)| **k >= start)
+        records: impl IntoIterator<Item = (u64, Option<Decoded>)>,
+    ) {
+        let mut seen = sub.seen.lock().expect("ledger lock");
+        let mut dups = 0;
+        // The run being gathered: first key, first identity, length.
+        let mut run: Option<(u64, u64, u64)> = None;
+        for (offset, decoded) in records {
+            let Some(d) = decoded else {
+                sub.corrupt.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let key = self.key(offset, d.id);
+            match &mut run {
+                Some((k, i, n)) if *k + *n == key && *i + *n == d.id => *n += 1,
+                _ => {
+                    if let Some((k, i, n)) = run.replace((key, d.id, 1)) {
+                        dups += seen.insert_run(k, i, n);
+                    }
+                }
+            }
+        }
+        if let Some((k, i, n)) = run {
+            dups += seen.insert_run(k, i, n);
+        }
+        sub.duplicates.fetch_add(dups, Ordering::Relaxed);
     }
 
-    /// Whether every subscriber has every acknowledged record it expects
-    /// (cheap test first: distinct counts; exact test only when they agree).
+    /// Where a subscriber's expectations start.
+    fn start(&self, sub: &SubLedger) -> u64 {
+        match self.check_by {
+            CheckBy::Offset => sub.start,
+            CheckBy::Identity => 0,
+        }
+    }
+
+    /// Whether every subscriber has every acknowledged record it expects.
     pub fn caught_up(&self) -> bool {
         let subs = self.subs.lock().expect("ledger lock").clone();
         subs.iter().all(|s| {
             let acked = self.streams[s.stream].acked.lock().expect("ledger lock");
-            if s.distinct.load(Ordering::Relaxed) < acked.len() as u64 && s.start == 0 {
-                return false;
-            }
             let seen = s.seen.lock().expect("ledger lock");
-            let all = self
-                .expected_keys(s, &acked)
-                .all(|(k, _)| seen.contains_key(k));
-            all
+            acked.diff(self.start(s), &seen).only_first == 0
         })
     }
 
@@ -147,15 +151,11 @@ impl Ledger {
         for s in self.subs.lock().expect("ledger lock").iter() {
             let acked = self.streams[s.stream].acked.lock().expect("ledger lock");
             let seen = s.seen.lock().expect("ledger lock");
-            for (k, id) in self.expected_keys(s, &acked) {
-                v.expected += 1;
-                match seen.get(k) {
-                    None => v.lost += 1,
-                    Some((got, _)) if got != id => v.mismatched += 1,
-                    Some(_) => {}
-                }
-            }
-            v.unexpected += seen.keys().filter(|k| !acked.contains_key(k)).count() as u64;
+            let d = acked.diff(self.start(s), &seen);
+            v.expected += d.only_first + d.same + d.different;
+            v.lost += d.only_first;
+            v.mismatched += d.different;
+            v.unexpected += d.only_second;
             v.duplicates += s.duplicates.load(Ordering::Relaxed);
             v.corrupt += s.corrupt.load(Ordering::Relaxed);
         }
@@ -178,11 +178,8 @@ mod tests {
         let s = l.subscriber(0, 0);
         let ids: Vec<u64> = (0..4).map(|i| identity(0, i)).collect();
         l.ack(0, 0, &ids);
-        l.deliver(&s, 0, d(ids[0]));
-        l.deliver(&s, 0, d(ids[0]));
-        l.deliver(&s, 2, d(ids[3]));
-        l.deliver(&s, 3, d(ids[3]));
-        l.deliver(&s, 9, None);
+        l.deliver(&s, [(0, d(ids[0])), (0, d(ids[0]))]);
+        l.deliver(&s, [(2, d(ids[3])), (3, d(ids[3])), (9, None)]);
         assert!(!l.caught_up());
         let v = l.verdict();
         assert_eq!(

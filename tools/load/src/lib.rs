@@ -28,6 +28,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;
+pub mod runs;
 pub mod stats;
 pub mod subscriber;
 pub mod target;

@@ -90,7 +90,19 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
         let sent = match interval {
             Some(iv) => {
                 let at = start + iv.mul_f64(batch_seq as f64);
-                tokio::time::sleep_until(at).await;
+                // Appends in flight are driven and booked while waiting, so
+                // their ack times are the moment they completed.
+                let sleep = tokio::time::sleep_until(at);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(o) = pending.next(), if !pending.is_empty() => {
+                            account(&shared, &spec, &mut ack_hist, o).await;
+                        }
+                        () = &mut sleep => break,
+                    }
+                }
                 if shared.stop.load(Ordering::Relaxed) {
                     break;
                 }

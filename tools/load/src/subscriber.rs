@@ -37,15 +37,16 @@ pub async fn run(
             Ok(delivery) => {
                 let now = stats.now();
                 let n = delivery.len() as u64;
-                for (offset, payload) in delivery {
-                    let d = record::decode(&payload, record_size);
+                let decoded = delivery.iter().map(|(offset, payload)| {
+                    let d = record::decode(payload, record_size);
                     if let Some(d) = d {
                         if stats.after_warmup(d.sent_nanos) {
                             stats::record_us(&mut e2e, now.saturating_sub(d.sent_nanos));
                         }
                     }
-                    ledger.deliver(&me, offset, d);
-                }
+                    (*offset, d)
+                });
+                ledger.deliver(&me, decoded);
                 stats.delivered.fetch_add(n, Ordering::Relaxed);
                 if stats.in_window(now) {
                     stats.measured_delivered.fetch_add(n, Ordering::Relaxed);
