@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Largest HTTP append body in bytes; larger ones get 413 (default 10 MiB).
     #[arg(long, env = "WEIR_MAX_APPEND_BYTES")]
     pub max_append_bytes: Option<usize>,
+    /// Byte budget of stored records gathered for one HTTP read response or
+    /// SSE event (default 1 MiB; at least one record is always sent).
+    #[arg(long, env = "WEIR_READ_BUDGET_BYTES")]
+    pub read_budget_bytes: Option<usize>,
     /// UDP address of the QUIC door (binary protocol, ALPN `weir/1`), default 127.0.0.1:4438.
     #[arg(long, env = "WEIR_QUIC_ADDR")]
     pub quic_addr: Option<std::net::SocketAddr>,

@@ -105,6 +105,8 @@ pub struct HttpSection {
     pub long_poll_timeout_ms: u64,
     /// Largest append body in bytes.
     pub max_append_bytes: usize,
+    /// Record bytes gathered for one read response or SSE event.
+    pub read_budget_bytes: usize,
 }
 
 impl Default for HttpSection {
@@ -114,6 +116,7 @@ impl Default for HttpSection {
             addr: SocketAddr::from(([127, 0, 0, 1], 4437)),
             long_poll_timeout_ms: h.long_poll_timeout.as_millis() as u64,
             max_append_bytes: h.max_append_bytes,
+            read_budget_bytes: h.read_budget_bytes,
         }
     }
 }
@@ -184,6 +187,12 @@ impl Config {
         if let Some(m) = args.max_append_bytes {
             c.http.max_append_bytes = m;
         }
+        if let Some(b) = args.read_budget_bytes {
+            c.http.read_budget_bytes = b;
+        }
+        if c.http.read_budget_bytes == 0 {
+            bail!("[http] read_budget_bytes must be at least 1");
+        }
         if let Some(a) = args.quic_addr {
             c.quic.addr = a;
         }
@@ -223,6 +232,7 @@ impl Config {
         HttpConfig {
             long_poll_timeout: Duration::from_millis(self.http.long_poll_timeout_ms),
             max_append_bytes: self.http.max_append_bytes,
+            read_budget_bytes: self.http.read_budget_bytes,
             ws,
             ..HttpConfig::default()
         }
