@@ -190,9 +190,10 @@ section = f"""{HEAD}
     `redis-benchmark -c 64 -P 16` (1,024 XADDs in flight; its p50 is per command in a pipeline
     of 16). NATS: one Python client, 64 JetStream publishes in flight (client-bound).
   - *latency*: 10,000 records/s offered as 10 records per append every 1 ms by one producer
-    that waits for each ack (so a server whose ack takes more than 1 ms gets less than
-    10,000/s: the achieved rate is in the table), one live subscriber; e2e = delivery time −
-    send time stamped in the payload.
+    with up to 4 appends in flight (`--inflight 4`; a server whose acks take more than 4 ms
+    falls behind the schedule, and since send times are the *scheduled* times, that delay
+    is in its latency figures; the achieved rate is in the table), one live subscriber;
+    e2e = delivery time − send time stamped in the payload.
   - *fan-out*: the same producer, 1,000 live subscribers on the stream (8 client connections).
   - *catch-up*: the 1 GiB of the issue is **scaled to {E['FILL_MIB_C']} MiB** for the 15-minute budget
     (filling 1 GiB with fsync'd appends on this shared disk alone would take minutes per

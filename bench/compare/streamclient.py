@@ -94,6 +94,9 @@ async def redis_latency(a):
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.2)
+    # Up to `inflight` batches wait for their acks at once (as weir-load's
+    # --inflight), so a rate above one batch per ack round trip can be held.
+    slots, pending = asyncio.Semaphore(a.inflight), set()
     period = a.batch / a.rate
     nxt = time.monotonic()
     seq = 0
@@ -105,17 +108,31 @@ async def redis_latency(a):
             await asyncio.sleep(nxt - now)
         sched = nxt if paced else time.monotonic()
         nxt += period
-        p = r.pipeline(transaction=False)
+        bodies = []
         for _ in range(a.batch):
-            p.xadd(STREAM, {"d": payload(a.size, seq, clock.wall(sched))})
+            bodies.append(payload(a.size, seq, clock.wall(sched)))
             seq += 1
-        s = time.monotonic()
-        await p.execute()
-        done = time.monotonic()
-        if warm_end <= done < end:
-            appended += a.batch
-        if sched >= warm_end:
-            acks.append(int((done - sched) * 1e6))
+        await slots.acquire()
+
+        async def one(sched, bodies):
+            nonlocal appended
+            try:
+                p = r.pipeline(transaction=False)
+                for d in bodies:
+                    p.xadd(STREAM, {"d": d})
+                await p.execute()
+                done = time.monotonic()
+                if warm_end <= done < end:
+                    appended += len(bodies)
+                if sched >= warm_end:
+                    acks.append(int((done - sched) * 1e6))
+            finally:
+                slots.release()
+
+        t = asyncio.create_task(one(sched, bodies))
+        pending.add(t)
+        t.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
     await asyncio.sleep(a.drain)
     stop.set()
     await task
@@ -199,6 +216,7 @@ async def nats_latency(a):
 
     sub = await js.subscribe(STREAM, cb=cb, ordered_consumer=True)
     await asyncio.sleep(0.2)
+    slots, pending = asyncio.Semaphore(a.inflight), set()
     period = a.batch / a.rate
     nxt = time.monotonic()
     seq = 0
@@ -210,17 +228,28 @@ async def nats_latency(a):
             await asyncio.sleep(nxt - now)
         sched = nxt if paced else time.monotonic()
         nxt += period
-        s = time.monotonic()
-        futs = []
+        bodies = []
         for _ in range(a.batch):
-            futs.append(js.publish(STREAM, payload(a.size, seq, clock.wall(sched))))
+            bodies.append(payload(a.size, seq, clock.wall(sched)))
             seq += 1
-        await asyncio.gather(*futs)
-        done = time.monotonic()
-        if warm_end <= done < end:
-            appended += a.batch
-        if sched >= warm_end:
-            acks.append(int((done - sched) * 1e6))
+        await slots.acquire()
+
+        async def one(sched, bodies):
+            nonlocal appended
+            try:
+                await asyncio.gather(*(js.publish(STREAM, d) for d in bodies))
+                done = time.monotonic()
+                if warm_end <= done < end:
+                    appended += len(bodies)
+                if sched >= warm_end:
+                    acks.append(int((done - sched) * 1e6))
+            finally:
+                slots.release()
+
+        t = asyncio.create_task(one(sched, bodies))
+        pending.add(t)
+        t.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
     await asyncio.sleep(a.drain)
     await sub.unsubscribe()
     await nc.close()
@@ -281,6 +310,7 @@ def main():
     ap.add_argument("--addr", required=True)
     ap.add_argument("--rate", type=float, default=10000)
     ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--inflight", type=int, default=1)
     ap.add_argument("--size", type=int, default=100)
     ap.add_argument("--secs", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=2)
