@@ -144,3 +144,29 @@ async fn client_subscription_and_producer_resume_across_a_server_restart() {
     assert_eq!(writer.head("life").await.unwrap().next_offset, 200);
     server.stop().await;
 }
+
+/// A subscription dropped while its stream is quiet is ended by the server
+/// (the client's STOP_SENDING), so a client that keeps subscribing and
+/// dropping never runs into the per-connection subscription limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_subscriptions_on_a_quiet_stream_are_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), 1024);
+    let server =
+        TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let client = server.client().await;
+    client.create("quiet", "text/plain").await.unwrap();
+    append_batches(&client, "quiet", 0, 1).await; // offsets 0..10, then silence
+                                                  // Twice the server's default limit of 256 subscriptions per connection.
+    for round in 0..512 {
+        let mut sub = client.subscribe("quiet", SubscribeFrom::Start);
+        let b = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no batch"))
+            .expect("subscription ended")
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!((b.first_offset(), b.len()), (0, 10), "round {round}");
+        drop(sub);
+    }
+    server.stop().await;
+}

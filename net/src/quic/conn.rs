@@ -297,4 +297,13 @@ impl SubscriptionSink for SubStream {
     fn abort(mut self) {
         let _ = self.send.reset(VarInt::from_u32(codes::ABORTED));
     }
+
+    fn peer_gone(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        // The stream is never finished while this is awaited, so it only
+        // resolves on STOP_SENDING or a lost connection.
+        let stopped = self.send.stopped();
+        async move {
+            let _ = stopped.await;
+        }
+    }
 }

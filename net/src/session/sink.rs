@@ -38,6 +38,11 @@ pub trait SubscriptionSink: FrameSink {
     /// Ends the channel at once, discarding what is not yet delivered; used
     /// when a frame could only be partly written (a hard shutdown).
     fn abort(self);
+    /// Resolves when the peer has said it will read no more of this channel
+    /// (QUIC: STOP_SENDING, or the connection is lost), so a subscription
+    /// with nothing to send does not outlive its reader. A transport whose
+    /// peer ends subscriptions with an explicit `Unsubscribe` never resolves it.
+    fn peer_gone(&self) -> impl Future<Output = ()> + Send + 'static;
 }
 
 /// One connection's transport, as the session sees it.

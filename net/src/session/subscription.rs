@@ -80,6 +80,10 @@ async fn run<T: Transport>(
     }
     let mut shutdown = s.shutdown_signal();
     let mut closed = s.closed_signal();
+    // A reader that goes away while the stream is quiet must not leave this
+    // task (and its follower) waiting for a record that may never come.
+    let peer_gone = sink.peer_gone();
+    tokio::pin!(peer_gone);
     let grace = s.config.shutdown_grace;
     // Offset after the last record handed to the channel.
     let mut sent = fence;
@@ -88,6 +92,7 @@ async fn run<T: Transport>(
             biased;
             cmd = stop.recv() => Next::Stop(cmd),
             () = signalled(&mut closed) => Next::Gone,
+            () = &mut peer_gone => Next::Gone,
             () = signalled(&mut shutdown) => Next::Shutdown,
             item = follower.next() => Next::Item(item),
         };

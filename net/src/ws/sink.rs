@@ -186,6 +186,12 @@ impl SubscriptionSink for WsSink {
         // Frames are queued whole, never partly written, so there is no
         // broken frame to cut off; the connection's close drops the rest.
     }
+
+    fn peer_gone(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        // Subscriptions share the socket; a client ends one with
+        // `Unsubscribe`, and a closed socket ends the session as a whole.
+        std::future::pending()
+    }
 }
 
 /// Writes queued messages and pings to the socket until the close frame

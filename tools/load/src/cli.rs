@@ -116,6 +116,11 @@ pub struct Args {
     /// Stop after appending this many records in total (the duration still bounds the run).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub records: Option<u64>,
+    /// Catch-up mode: fill each stream with N records first, then have every
+    /// subscriber read it from the start, pass after pass, for the duration
+    /// (no live producers; reports MB/s and pass times).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub catch_up_records: Option<u64>,
     /// Time subscribers get to catch up after producers stop, before missing records count as lost.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain: Duration,
@@ -173,6 +178,7 @@ impl Args {
             );
         }
         c.inflight = self.inflight as usize;
+        c.catch_up_records = self.catch_up_records;
         c.from = match self.from {
             FromArg::Now => StartFrom::Now,
             FromArg::Start => StartFrom::Start,

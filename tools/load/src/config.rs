@@ -73,6 +73,9 @@ pub struct LoadConfig {
     pub warmup: Duration,
     /// Stop producing after this many records in total (warm-up included).
     pub max_records: Option<u64>,
+    /// Catch-up mode: fill each stream with this many records, then read it
+    /// from the start again and again (see [`crate::catchup`]).
+    pub catch_up_records: Option<u64>,
     /// How long subscribers may take to catch up after producers stop.
     pub drain: Duration,
     /// Server process to sample for CPU and RSS.
@@ -105,6 +108,7 @@ impl LoadConfig {
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             max_records: None,
+            catch_up_records: None,
             drain: Duration::from_secs(5),
             server_pid: None,
             progress: false,
@@ -139,6 +143,13 @@ impl LoadConfig {
         if let Some(r) = self.rate {
             if !(r.is_finite() && r > 0.0) {
                 bail!("--rate must be a positive number of records per second");
+            }
+        }
+        if let Some(n) = self.catch_up_records {
+            if n == 0 || self.subscribers_per_stream == 0 || self.duration.is_zero() {
+                bail!(
+                    "catch-up mode needs --catch-up-records, --subscribers and --duration above 0"
+                );
             }
         }
         if self.duration.is_zero() && self.max_records.is_none() {

@@ -89,6 +89,8 @@ pub struct Settings {
     pub duration_secs: f64,
     /// Warm-up seconds.
     pub warmup_secs: f64,
+    /// Catch-up mode: records pre-filled into each stream.
+    pub catch_up_records: Option<u64>,
     /// Record-count limit.
     pub max_records: Option<u64>,
     /// Drain grace seconds.
@@ -150,6 +152,26 @@ pub struct Report {
     pub e2e_latency_us: Latency,
     /// Server process usage when `--server-pid` was given.
     pub server: Option<ServerUsage>,
+    /// Catch-up mode's own figures (`--catch-up-records`).
+    pub catch_up: Option<CatchUp>,
+}
+
+/// What the catch-up mode measured: readers reading a pre-filled stream from
+/// the start, one whole pass after another.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchUp {
+    /// Records in each stream (one pass reads them all).
+    pub records_per_pass: u64,
+    /// Passes completed in the measured window, all readers.
+    pub passes: u64,
+    /// Completed passes that missed, repeated or damaged a record.
+    pub bad_passes: u64,
+    /// Delivered payload MB (10^6 bytes) per second in the window.
+    pub mbps: f64,
+    /// Fill rate before the readers started, payload MB per second.
+    pub fill_mbps: f64,
+    /// Duration of one whole pass, µs.
+    pub pass_us: Latency,
 }
 
 impl Report {
@@ -208,14 +230,26 @@ impl Report {
             "  {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "latency µs", "p50", "p90", "p99", "p99.9", "max", "samples"
         );
-        for (name, l) in [
+        let mut rows = vec![
             ("append ack", &self.ack_latency_us),
             ("end-to-end", &self.e2e_latency_us),
-        ] {
+        ];
+        if let Some(c) = &self.catch_up {
+            // In catch-up mode the appends are the fill and nothing is live.
+            rows = vec![("whole pass", &c.pass_us)];
+        }
+        for (name, l) in rows {
             let _ = writeln!(
                 s,
                 "  {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
                 name, l.p50, l.p90, l.p99, l.p999, l.max, l.count
+            );
+        }
+        if let Some(c) = &self.catch_up {
+            let _ = writeln!(
+                s,
+                "\n  catch-up: {} passes of {} records ({} bad), {:.1} MB/s read; fill {:.1} MB/s (the appended row)",
+                c.passes, c.records_per_pass, c.bad_passes, c.mbps, c.fill_mbps
             );
         }
         let _ = writeln!(s);

@@ -47,25 +47,15 @@ fn run_id() -> String {
 /// Runs the workload `config` describes and reports on it.
 pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
     config.validate()?;
-    let run_id = run_id();
-    let prefix = format!("weir-load/{run_id}/");
-    let names: Vec<String> = (0..config.streams)
-        .map(|i| format!("{prefix}{i}"))
-        .collect();
-    let options = TransportOptions {
-        record_size: config.record_size,
-        live: config.live,
-    };
-    let mut conns: Vec<Arc<dyn Transport>> = Vec::new();
-    for _ in 0..config.connections {
-        conns.push(transport::connect(&config.target, options).await?);
+    if config.catch_up_records.is_some() {
+        return crate::catchup::run(config).await;
     }
-    for n in &names {
-        conns[0]
-            .create(n)
-            .await
-            .with_context(|| format!("creating stream {n}"))?;
-    }
+    let Setup {
+        run_id,
+        prefix,
+        names,
+        conns,
+    } = setup(&config).await?;
 
     let stats = Arc::new(Stats::new(config.warmup));
     let ledger = Arc::new(Ledger::new(config.streams, config.check_by));
@@ -205,11 +195,79 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
     let md = stats.measured_delivered.load(Ordering::Relaxed);
     let ack = stats.ack.lock().expect("stats lock").clone();
     let e2e = stats.e2e.lock().expect("stats lock").clone();
-    let server = match (
-        config.server_pid,
-        progress.server_start,
-        progress.server_last,
-    ) {
+    let server = server_usage(config.server_pid, &progress);
+    let report = Report {
+        measured_secs: measured,
+        appended: stats.appended.load(Ordering::Relaxed),
+        delivered: stats.delivered.load(Ordering::Relaxed),
+        expected_deliveries: verdict.expected,
+        lost: verdict.lost,
+        duplicates: verdict.duplicates,
+        mismatched: verdict.mismatched,
+        corrupt: verdict.corrupt,
+        unexpected: verdict.unexpected,
+        append_errors: stats.append_errors.load(Ordering::Relaxed),
+        append_retries: stats.append_retries.load(Ordering::Relaxed),
+        subscribe_errors: stats.subscribe_errors.load(Ordering::Relaxed),
+        last_error: stats.last_error.lock().expect("stats lock").clone(),
+        drained,
+        append_records_per_sec: per_sec(ma),
+        append_mb_per_sec: mb(ma),
+        deliver_records_per_sec: per_sec(md),
+        deliver_mb_per_sec: mb(md),
+        ack_latency_us: Latency::of(&ack),
+        e2e_latency_us: Latency::of(&e2e),
+        server,
+        ..empty_report(&config, run_id, prefix)
+    };
+    Ok(Outcome { report, ack, e2e })
+}
+
+/// A run's streams and connections, ready for load.
+pub(crate) struct Setup {
+    /// The run's id.
+    pub run_id: String,
+    /// Prefix of its stream names.
+    pub prefix: String,
+    /// Its streams, created.
+    pub names: Vec<String>,
+    /// Its client connections.
+    pub conns: Vec<Arc<dyn Transport>>,
+}
+
+/// Opens `config.connections` connections and creates `config.streams`
+/// uniquely named streams.
+pub(crate) async fn setup(config: &LoadConfig) -> anyhow::Result<Setup> {
+    let run_id = run_id();
+    let prefix = format!("weir-load/{run_id}/");
+    let names: Vec<String> = (0..config.streams)
+        .map(|i| format!("{prefix}{i}"))
+        .collect();
+    let options = TransportOptions {
+        record_size: config.record_size,
+        live: config.live,
+    };
+    let mut conns: Vec<Arc<dyn Transport>> = Vec::new();
+    for _ in 0..config.connections {
+        conns.push(transport::connect(&config.target, options).await?);
+    }
+    for n in &names {
+        conns[0]
+            .create(n)
+            .await
+            .with_context(|| format!("creating stream {n}"))?;
+    }
+    Ok(Setup {
+        run_id,
+        prefix,
+        names,
+        conns,
+    })
+}
+
+/// The server's CPU and memory over the window `progress` sampled.
+pub(crate) fn server_usage(pid: Option<u32>, progress: &Progress) -> Option<ServerUsage> {
+    match (pid, progress.server_start, progress.server_last) {
         (Some(pid), Some(a), Some(b)) => Some(ServerUsage {
             pid,
             cpu_percent: crate::procstat::cpu_percent(&a, &b),
@@ -217,8 +275,13 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
             rss_mib_max: progress.server_rss_max as f64 / 1024.0,
         }),
         _ => None,
-    };
-    let report = Report {
+    }
+}
+
+/// A report of `config`'s run with its identity and settings filled in and
+/// every figure zero, for the run modes to complete.
+pub(crate) fn empty_report(config: &LoadConfig, run_id: String, prefix: String) -> Report {
+    Report {
         run_id,
         target: config.target.to_string(),
         transport: match config.target.scheme {
@@ -245,28 +308,29 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
             warmup_secs: config.warmup.as_secs_f64(),
             max_records: config.max_records,
             drain_secs: config.drain.as_secs_f64(),
+            catch_up_records: config.catch_up_records,
         },
-        measured_secs: measured,
-        appended: stats.appended.load(Ordering::Relaxed),
-        delivered: stats.delivered.load(Ordering::Relaxed),
-        expected_deliveries: verdict.expected,
-        lost: verdict.lost,
-        duplicates: verdict.duplicates,
-        mismatched: verdict.mismatched,
-        corrupt: verdict.corrupt,
-        unexpected: verdict.unexpected,
-        append_errors: stats.append_errors.load(Ordering::Relaxed),
-        append_retries: stats.append_retries.load(Ordering::Relaxed),
-        subscribe_errors: stats.subscribe_errors.load(Ordering::Relaxed),
-        last_error: stats.last_error.lock().expect("stats lock").clone(),
-        drained,
-        append_records_per_sec: per_sec(ma),
-        append_mb_per_sec: mb(ma),
-        deliver_records_per_sec: per_sec(md),
-        deliver_mb_per_sec: mb(md),
-        ack_latency_us: Latency::of(&ack),
-        e2e_latency_us: Latency::of(&e2e),
-        server,
-    };
-    Ok(Outcome { report, ack, e2e })
+        measured_secs: 0.0,
+        appended: 0,
+        delivered: 0,
+        expected_deliveries: 0,
+        lost: 0,
+        duplicates: 0,
+        mismatched: 0,
+        corrupt: 0,
+        unexpected: 0,
+        append_errors: 0,
+        append_retries: 0,
+        subscribe_errors: 0,
+        last_error: None,
+        drained: true,
+        append_records_per_sec: 0.0,
+        append_mb_per_sec: 0.0,
+        deliver_records_per_sec: 0.0,
+        deliver_mb_per_sec: 0.0,
+        ack_latency_us: Latency::default(),
+        e2e_latency_us: Latency::default(),
+        server: None,
+        catch_up: None,
+    }
 }

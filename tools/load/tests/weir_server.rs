@@ -179,3 +179,32 @@ async fn ws_from_start_sees_every_record_once() {
     assert_eq!(r.append_errors, 0, "{}", r.summary());
     assert_eq!(r.delivered, r.appended * 3, "{}", r.summary());
 }
+
+/// Catch-up mode: every pass over the pre-filled stream is whole and clean,
+/// on every transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_passes_read_every_stored_record() {
+    let s = start().await;
+    let mut quic = Target::parse(&s.quic).unwrap();
+    quic.quic_fingerprint = Some(s.fingerprint.clone());
+    let ws = Target::parse(&(s.http.replace("http://", "ws://") + "/v1/ws")).unwrap();
+    for target in [Target::parse(&s.http).unwrap(), quic, ws] {
+        let mut c = LoadConfig::new(target);
+        c.connections = 2;
+        c.streams = 1;
+        c.subscribers_per_stream = 2;
+        c.record_size = 2000;
+        c.batch = 7;
+        c.catch_up_records = Some(500);
+        c.warmup = Duration::from_millis(100);
+        c.duration = Duration::from_millis(1500);
+        let out = run(c).await.unwrap();
+        let r = &out.report;
+        let cu = r.catch_up.as_ref().expect("catch-up figures");
+        assert_eq!(r.appended, 500, "{}", r.summary());
+        assert!(cu.passes >= 2, "{}", r.summary());
+        assert_eq!(cu.bad_passes, 0, "{}", r.summary());
+        assert!(r.is_clean(), "{}", r.summary());
+        assert!(cu.mbps > 0.0 && r.deliver_records_per_sec > 0.0);
+    }
+}
