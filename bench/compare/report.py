@@ -179,7 +179,7 @@ section = f"""{HEAD}
 - **Date:** {time.strftime('%Y-%m-%d')} ({time.strftime('%H:%M', time.gmtime())} UTC); the measured part took
   {int(E['T_END']) - int(E['T_START'])} s after builds and installs.
 - **Machine:** {E['MACHINE']}.
-- **Shared machine:** other agents' builds and tests ran at the same time. Load average
+- **Load:** {E.get('BENCH_NOTE') or 'what else ran on the machine was not recorded (set BENCH_NOTE)'}. Load average
   (1, 5, 15 min) at the start `{E['LOAD_START']}`, at the end `{E['LOAD_END']}`; the 1-minute value
   before each figure is in the last column (append/latency/fan-out/catch-up). Load generators
   run on the same 2 cores as the servers. Compare rows of this run only.
