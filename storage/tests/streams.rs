@@ -479,10 +479,13 @@ fn large_values_read_in_place_stay_intact_after_a_delete() {
         e.create_stream("big", StreamConfig::new("application/octet-stream"))
             .unwrap();
         for i in 0..3 {
-            e.append("big", AppendRequest {
-                records: vec![Record::new(big(i))],
-                ..Default::default()
-            })
+            e.append(
+                "big",
+                AppendRequest {
+                    records: vec![Record::new(big(i))],
+                    ..Default::default()
+                },
+            )
             .unwrap();
         }
         e.append("big", req(&["small"])).unwrap();
