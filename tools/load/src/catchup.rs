@@ -210,14 +210,14 @@ async fn reader(
             };
             let now = stats.now();
             let mut bytes = 0u64;
-            for (offset, payload) in &delivery {
+            for (offset, payload) in delivery.iter() {
                 match offset.cmp(&next) {
                     std::cmp::Ordering::Less => dups += 1,
                     std::cmp::Ordering::Greater => lost += offset - next,
                     std::cmp::Ordering::Equal => {}
                 }
                 let intact = record::decode(payload, record_size)
-                    .is_some_and(|d| stored.get(*offset) == Some(d.id));
+                    .is_some_and(|d| stored.get(offset) == Some(d.id));
                 corrupt += u64::from(!intact);
                 bytes += payload.len() as u64;
                 next = next.max(offset + 1);

@@ -3,7 +3,7 @@
 //! subscriber can compute end-to-end latency and detect a record that is
 //! truncated, corrupted or not the one it claims to be.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 /// Bytes of the header: u64 send-time nanos (little endian) since the run's
 /// epoch, then the u64 identity.
@@ -49,7 +49,7 @@ pub struct Decoded {
 
 /// Decodes and verifies a record of the expected size; `None` when it is
 /// not one this run wrote intact.
-pub fn decode(payload: &Bytes, size: usize) -> Option<Decoded> {
+pub fn decode(payload: &[u8], size: usize) -> Option<Decoded> {
     if payload.len() != size || size < HEADER_LEN {
         return None;
     }
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(d.id, identity(7, 9));
         let mut bad = r.to_vec();
         bad[40] ^= 1;
-        assert!(decode(&Bytes::from(bad), 64).is_none());
+        assert!(decode(&bad, 64).is_none());
         assert!(decode(&r.slice(..63), 64).is_none());
     }
 }

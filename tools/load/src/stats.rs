@@ -106,7 +106,12 @@ impl Stats {
 /// Records `nanos` as microseconds (at least 1, so a sub-microsecond value
 /// still counts).
 pub fn record_us(h: &mut Histogram<u64>, nanos: u64) {
-    h.saturating_record((nanos / 1000).max(1));
+    record_us_n(h, nanos, 1);
+}
+
+/// [`record_us`] for `count` samples of the same value.
+pub fn record_us_n(h: &mut Histogram<u64>, nanos: u64, count: u64) {
+    h.saturating_record_n((nanos / 1000).max(1), count);
 }
 
 #[cfg(test)]

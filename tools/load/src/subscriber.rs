@@ -37,16 +37,27 @@ pub async fn run(
             Ok(delivery) => {
                 let now = stats.now();
                 let n = delivery.len() as u64;
+                // Records of one append share their send time: one
+                // histogram entry per run of equal times, with its count.
+                let mut same: Option<(u64, u64)> = None;
                 let decoded = delivery.iter().map(|(offset, payload)| {
                     let d = record::decode(payload, record_size);
-                    if let Some(d) = d {
-                        if stats.after_warmup(d.sent_nanos) {
-                            stats::record_us(&mut e2e, now.saturating_sub(d.sent_nanos));
+                    if let Some(d) = d.filter(|d| stats.after_warmup(d.sent_nanos)) {
+                        match &mut same {
+                            Some((t, n)) if *t == d.sent_nanos => *n += 1,
+                            _ => {
+                                if let Some((t, n)) = same.replace((d.sent_nanos, 1)) {
+                                    stats::record_us_n(&mut e2e, now.saturating_sub(t), n);
+                                }
+                            }
                         }
                     }
-                    (*offset, d)
+                    (offset, d)
                 });
                 ledger.deliver(&me, decoded);
+                if let Some((t, n)) = same {
+                    stats::record_us_n(&mut e2e, now.saturating_sub(t), n);
+                }
                 stats.delivered.fetch_add(n, Ordering::Relaxed);
                 if stats.in_window(now) {
                     stats.measured_delivered.fetch_add(n, Ordering::Relaxed);

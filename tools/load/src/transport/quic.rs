@@ -99,18 +99,7 @@ impl Transport for QuicTransport {
                 StartFrom::Now => self.client.head(stream).await?.next_offset,
             };
             let sub = self.client.subscribe(stream, SubscribeFrom::Offset(start));
-            let records = sub
-                .map(|item| {
-                    let batch = item?;
-                    let d: Delivery = (0..batch.len())
-                        .filter_map(|i| {
-                            let r = batch.get(i)?;
-                            Some((r.offset, batch.payload_bytes(i)?))
-                        })
-                        .collect();
-                    Ok(d)
-                })
-                .boxed();
+            let records = sub.map(|item| Ok(Delivery::Batch(item?))).boxed();
             Ok(Subscribed { start, records })
         })
     }

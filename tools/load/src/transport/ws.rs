@@ -367,10 +367,7 @@ impl SubState {
                         )));
                     }
                     self.next = b.next_offset();
-                    let d: Delivery = (0..b.len())
-                        .filter_map(|i| Some((b.get(i)?.offset, b.payload_bytes(i)?)))
-                        .collect();
-                    return Some(Ok(d));
+                    return Some(Ok(Delivery::Batch(b)));
                 }
                 Message::Subscribed(_) => continue,
                 Message::Resume(r) => {
