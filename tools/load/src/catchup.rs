@@ -30,7 +30,9 @@ const FILL_INFLIGHT: usize = 8;
 /// Counters the readers share.
 #[derive(Default)]
 struct Passes {
+    /// Passes that ended inside the measured window.
     complete: AtomicU64,
+    /// Those of them that missed, repeated or damaged a record.
     bad: AtomicU64,
     lost: AtomicU64,
     duplicates: AtomicU64,
@@ -92,9 +94,14 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
     let measured = window_start.elapsed().as_secs_f64();
     let _ = stop.send(true);
     let mut pass_hist = stats::histogram();
-    for r in readers {
-        if let Ok(Ok(Ok(h))) = tokio::time::timeout(Duration::from_secs(5), r).await {
-            pass_hist.add(&h).ok();
+    for mut r in readers {
+        match tokio::time::timeout(Duration::from_secs(5), &mut r).await {
+            Ok(Ok(h)) => {
+                pass_hist.add(&h).ok();
+            }
+            Ok(Err(e)) => stats.error(&anyhow::anyhow!("reader task failed: {e}")),
+            // Stuck (in a subscribe, say): it must not outlive the run's streams.
+            Err(_) => r.abort(),
         }
     }
     if config.cleanup {
@@ -171,14 +178,19 @@ async fn fill(
             stored.insert_run(ack.first_offset, record::identity(0, first), n);
         }
     }
-    if stored.len() != total || stored.get(0).is_none() {
+    let mut expected = RunSet::default();
+    expected.insert_run(0, 0, total);
+    let d = expected.diff(0, &stored);
+    if d.only_first + d.only_second > 0 {
         anyhow::bail!("filling {stream}: the server's offsets are not 0..{total}");
     }
     Ok(stored)
 }
 
 /// Reads `stream` from the start, `total` records per pass, until stopped;
-/// returns the histogram of pass durations.
+/// returns the histogram of whole, clean pass durations. A record that comes
+/// out of order counts as lost where it was due and as a duplicate where it
+/// came; either way its pass is bad.
 async fn reader(
     t: Arc<dyn Transport>,
     stream: String,
@@ -187,17 +199,25 @@ async fn reader(
     stats: Arc<Stats>,
     passes: Arc<Passes>,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<Histogram<u64>> {
+) -> Histogram<u64> {
     let total = stored.len();
     let mut hist = stats::histogram();
     while !*stop.borrow() {
         let started = stats.now();
-        let mut sub = t.subscribe(&stream, StartFrom::Start).await?;
+        let mut sub = match t.subscribe(&stream, StartFrom::Start).await {
+            Ok(s) => s,
+            Err(e) => {
+                stats.subscribe_errors.fetch_add(1, Ordering::Relaxed);
+                stats.error(&e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let (mut next, mut lost, mut dups, mut corrupt) = (0u64, 0u64, 0u64, 0u64);
         while next < total {
             let item = tokio::select! {
                 item = sub.records.next() => item,
-                _ = stop.wait_for(|s| *s) => return Ok(hist),
+                _ = stop.wait_for(|s| *s) => return hist,
             };
             let delivery = match item {
                 None => break,
@@ -231,16 +251,19 @@ async fn reader(
         }
         let ended = stats.now();
         lost += total.saturating_sub(next);
+        let clean = lost + dups + corrupt == 0;
         if stats.in_window(ended) {
             passes.complete.fetch_add(1, Ordering::Relaxed);
-            stats::record_us(&mut hist, ended.saturating_sub(started));
+            if clean {
+                stats::record_us(&mut hist, ended.saturating_sub(started));
+            } else {
+                passes.bad.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        if lost + dups + corrupt > 0 {
-            passes.bad.fetch_add(1, Ordering::Relaxed);
-            passes.lost.fetch_add(lost, Ordering::Relaxed);
-            passes.duplicates.fetch_add(dups, Ordering::Relaxed);
-            passes.corrupt.fetch_add(corrupt, Ordering::Relaxed);
-        }
+        // Damage counts whenever it happened, warm-up included.
+        passes.lost.fetch_add(lost, Ordering::Relaxed);
+        passes.duplicates.fetch_add(dups, Ordering::Relaxed);
+        passes.corrupt.fetch_add(corrupt, Ordering::Relaxed);
     }
-    Ok(hist)
+    hist
 }

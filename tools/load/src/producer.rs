@@ -73,7 +73,7 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
         .map(|r| Duration::from_secs_f64(1.0 / r));
     let start = tokio::time::Instant::now();
     let mut buf = BytesMut::new();
-    let mut pending = FuturesUnordered::new();
+    let mut pending: Pending = FuturesUnordered::new();
     while !shared.stop.load(Ordering::Relaxed) {
         let n = match shared.max_records {
             None => spec.batch,
@@ -90,18 +90,8 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
         let sent = match interval {
             Some(iv) => {
                 let at = start + iv.mul_f64(batch_seq as f64);
-                // Appends in flight are driven and booked while waiting, so
-                // their ack times are the moment they completed.
-                let sleep = tokio::time::sleep_until(at);
-                tokio::pin!(sleep);
-                loop {
-                    tokio::select! {
-                        biased;
-                        Some(o) = pending.next(), if !pending.is_empty() => {
-                            account(&shared, &spec, &mut ack_hist, o).await;
-                        }
-                        () = &mut sleep => break,
-                    }
+                if wait_until(at, &mut pending, &shared, &spec, &mut ack_hist).await {
+                    backoff(&mut pending, &shared, &spec, &mut ack_hist).await;
                 }
                 if shared.stop.load(Ordering::Relaxed) {
                     break;
@@ -127,7 +117,7 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
             epoch: 0,
             seq: batch_seq,
         });
-        pending.push(attempt(
+        pending.push(Box::pin(attempt(
             t.clone(),
             stats.clone(),
             spec.stream.1.clone(),
@@ -136,17 +126,21 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
             spec.idempotent,
             sent,
             ids,
-        ));
+        )));
+        let mut failed = false;
         while pending.len() >= spec.inflight.max(1) {
             if let Some(o) = pending.next().await {
-                account(&shared, &spec, &mut ack_hist, o).await;
+                failed |= account(&shared, &spec, &mut ack_hist, o);
             }
+        }
+        if failed {
+            backoff(&mut pending, &shared, &spec, &mut ack_hist).await;
         }
         seq += n as u64;
         batch_seq += 1;
     }
     while let Some(o) = pending.next().await {
-        account(&shared, &spec, &mut ack_hist, o).await;
+        account(&shared, &spec, &mut ack_hist, o);
     }
     Stats::merge(&stats.ack, &ack_hist);
 }
@@ -177,13 +171,52 @@ async fn attempt(
     (None, sent, ids)
 }
 
-/// Books one finished append: the ledger, the counters and the ack latency.
-async fn account(
+/// Appends in flight, each resolving to its [`Outcome`].
+type Pending = FuturesUnordered<futures::future::BoxFuture<'static, Outcome>>;
+
+/// Sleeps until `at` while driving and booking the appends in flight, so
+/// their ack times are the moments they completed; returns whether one failed.
+async fn wait_until(
+    at: tokio::time::Instant,
+    pending: &mut Pending,
+    shared: &ProducerShared,
+    spec: &ProducerSpec,
+    ack_hist: &mut hdrhistogram::Histogram<u64>,
+) -> bool {
+    let sleep = tokio::time::sleep_until(at);
+    tokio::pin!(sleep);
+    let mut failed = false;
+    loop {
+        tokio::select! {
+            biased;
+            Some(o) = pending.next(), if !pending.is_empty() => {
+                failed |= account(shared, spec, ack_hist, o);
+            }
+            () = &mut sleep => return failed,
+        }
+    }
+}
+
+/// After a failed append: do not hammer a failing server, but keep booking
+/// the appends still in flight.
+async fn backoff(
+    pending: &mut Pending,
+    shared: &ProducerShared,
+    spec: &ProducerSpec,
+    ack_hist: &mut hdrhistogram::Histogram<u64>,
+) {
+    let at = tokio::time::Instant::now() + Duration::from_millis(100);
+    wait_until(at, pending, shared, spec, ack_hist).await;
+}
+
+/// Books one finished append: the ledger, the counters and the ack latency;
+/// returns whether it failed.
+fn account(
     shared: &ProducerShared,
     spec: &ProducerSpec,
     ack_hist: &mut hdrhistogram::Histogram<u64>,
     (result, sent, ids): Outcome,
-) {
+) -> bool {
     let stats = &shared.stats;
     let n = ids.len();
     let now = stats.now();
@@ -202,8 +235,8 @@ async fn account(
         }
         None => {
             stats.append_errors.fetch_add(1, Ordering::Relaxed);
-            // Do not hammer a failing server.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            return true;
         }
     }
+    false
 }

@@ -162,9 +162,9 @@ pub struct Report {
 pub struct CatchUp {
     /// Records in each stream (one pass reads them all).
     pub records_per_pass: u64,
-    /// Passes completed in the measured window, all readers.
+    /// Passes that ended in the measured window, all readers.
     pub passes: u64,
-    /// Completed passes that missed, repeated or damaged a record.
+    /// Of those, passes that missed, repeated or damaged a record.
     pub bad_passes: u64,
     /// Delivered payload MB (10^6 bytes) per second in the window.
     pub mbps: f64,

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-/// Keys mapped to identities, stored as maximal runs where both step by one.
+/// Keys mapped to identities, stored as runs where both step by one (not
+/// always maximal: a run inserted whole is not merged with its neighbours).
 #[derive(Debug, Default, Clone)]
 pub struct RunSet {
     /// First key of a run -> (first identity, length).
