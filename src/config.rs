@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use weir_net::http::HttpConfig;
-use weir_net::quic::QuicConfig;
+use weir_net::quic::{Congestion, QuicConfig, TransportSettings};
 use weir_net::ws::WsConfig;
 use weir_storage::{Durability, EngineConfig};
 
@@ -83,14 +83,34 @@ pub struct QuicSection {
     pub cert: Option<PathBuf>,
     /// PEM private key of `cert`.
     pub key: Option<PathBuf>,
+    /// Congestion controller: `cubic` (default), `newreno` or `bbr`.
+    pub congestion: Congestion,
+    /// Bytes a client may send on one request stream ahead of the server.
+    pub stream_receive_window: u32,
+    /// Bytes a client may send on a connection ahead of the server.
+    pub receive_window: u32,
+    /// Bytes unacknowledged or unsent per connection: what the server
+    /// buffers for one slow client before its subscriptions wait.
+    pub send_window: u64,
+    /// Concurrent request streams a client may open.
+    pub max_request_streams: u32,
+    /// UDP segmentation offload (several packets per system call).
+    pub segmentation_offload: bool,
 }
 
 impl Default for QuicSection {
     fn default() -> Self {
+        let t = TransportSettings::default();
         QuicSection {
             addr: SocketAddr::from(([127, 0, 0, 1], 4438)),
             cert: None,
             key: None,
+            congestion: t.congestion,
+            stream_receive_window: t.stream_receive_window,
+            receive_window: t.receive_window,
+            send_window: t.send_window,
+            max_request_streams: t.max_request_streams,
+            segmentation_offload: t.segmentation_offload,
         }
     }
 }
@@ -243,6 +263,15 @@ impl Config {
         let mut q = QuicConfig::new(self.quic.addr, self.data_dir.clone());
         q.cert_path = self.quic.cert.clone();
         q.key_path = self.quic.key.clone();
+        q.transport = TransportSettings {
+            congestion: self.quic.congestion,
+            stream_receive_window: self.quic.stream_receive_window,
+            receive_window: self.quic.receive_window,
+            send_window: self.quic.send_window,
+            max_request_streams: self.quic.max_request_streams,
+            segmentation_offload: self.quic.segmentation_offload,
+            ..q.transport
+        };
         q
     }
 

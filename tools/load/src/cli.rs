@@ -145,6 +145,29 @@ pub struct Args {
     /// QUIC: the server's certificate PEM (e.g. DATA_DIR/quic-cert.pem) to pin.
     #[arg(long, value_name = "FILE", conflicts_with = "quic_fingerprint")]
     pub quic_cert: Option<PathBuf>,
+    /// QUIC: the client's congestion controller.
+    #[arg(long, value_enum, default_value_t = CongestionArg::Cubic)]
+    pub quic_congestion: CongestionArg,
+    /// QUIC: bytes the server may send on one subscription stream ahead of this client.
+    #[arg(long, value_name = "BYTES")]
+    pub quic_stream_window: Option<u32>,
+    /// QUIC: bytes the server may send on the connection ahead of this client.
+    #[arg(long, value_name = "BYTES")]
+    pub quic_window: Option<u32>,
+    /// QUIC: no UDP segmentation offload on the client side.
+    #[arg(long)]
+    pub quic_no_gso: bool,
+}
+
+/// `--quic-congestion` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CongestionArg {
+    /// CUBIC (quinn's default).
+    Cubic,
+    /// NewReno.
+    Newreno,
+    /// BBR (experimental in quinn).
+    Bbr,
 }
 
 /// Longest run when only a record count bounds it.
@@ -160,6 +183,19 @@ impl Args {
                 (None, Some(p)) => Some(crate::transport::fingerprint_of_pem(p)?),
                 (None, None) => None,
             };
+            let t = &mut target.quic_transport;
+            t.congestion = match self.quic_congestion {
+                CongestionArg::Cubic => weir_net::quic::Congestion::Cubic,
+                CongestionArg::Newreno => weir_net::quic::Congestion::NewReno,
+                CongestionArg::Bbr => weir_net::quic::Congestion::Bbr,
+            };
+            if let Some(w) = self.quic_stream_window {
+                t.stream_receive_window = w;
+            }
+            if let Some(w) = self.quic_window {
+                t.receive_window = w;
+            }
+            t.segmentation_offload = !self.quic_no_gso;
         }
         let mut c = LoadConfig::new(target);
         c.connections = self.connections as usize;

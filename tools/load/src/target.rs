@@ -29,6 +29,9 @@ pub struct Target {
     pub path: String,
     /// SHA-256 fingerprint (hex) of the QUIC server's certificate to pin.
     pub quic_fingerprint: Option<String>,
+    /// QUIC transport parameters of the client side (its receive windows
+    /// bound how fast subscriptions can be sent to it).
+    pub quic_transport: weir_net::quic::TransportSettings,
 }
 
 impl Target {
@@ -64,6 +67,7 @@ impl Target {
             authority: authority.to_string(),
             path,
             quic_fingerprint: None,
+            quic_transport: weir_net::quic::TransportSettings::default(),
         })
     }
 

@@ -32,7 +32,8 @@ impl QuicTransport {
         )?;
         let fp = weir_net::quic::parse_fingerprint(fp)
             .context("--quic-fingerprint is not a 64-digit hex SHA-256")?;
-        let config = ClientConfig::new(target.socket_addr()?, Trust::Fingerprint(fp));
+        let mut config = ClientConfig::new(target.socket_addr()?, Trust::Fingerprint(fp));
+        config.transport = target.quic_transport.clone();
         let client = Client::connect(config)
             .await
             .with_context(|| format!("connecting to {target}"))?;
