@@ -335,6 +335,40 @@ mod tests {
     }
 
     #[test]
+    fn quic_transport_and_read_budget_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "[http]\nread_budget_bytes = 4096\n[quic]\ncongestion = \"bbr\"\n\
+             send_window = 2097152\nsegmentation_offload = false\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.http_config().read_budget_bytes, 4096);
+        let t = c.quic_config().transport;
+        assert_eq!(t.congestion, Congestion::Bbr);
+        assert_eq!(t.send_window, 2 << 20);
+        assert!(!t.segmentation_offload);
+        assert_eq!(
+            t.stream_receive_window,
+            TransportSettings::default().stream_receive_window
+        );
+        std::fs::write(&file, "[quic]\ncongestion = \"vegas\"\n").unwrap();
+        let e = Config::load(&args).unwrap_err();
+        assert!(format!("{e:#}").contains("vegas"), "{e:#}");
+        let zero = ServeArgs {
+            read_budget_bytes: Some(0),
+            ..Default::default()
+        };
+        assert!(Config::load(&zero).is_err());
+    }
+
+    #[test]
     fn defaults_are_documented_values() {
         let c = Config::load(&ServeArgs::default()).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("./weir-data"));
