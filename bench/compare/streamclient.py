@@ -57,6 +57,51 @@ class Clock:
 
 
 # ---------------------------------------------------------------- redis
+async def produce(a, clock, warm_end, end, send):
+    """One paced producer: every batch/rate seconds until `end`, `a.batch`
+    payloads stamped with their scheduled send time go to `send(bodies)`, with
+    up to `a.inflight` batches waiting for their acks at once (as weir-load's
+    --inflight), so a rate above one batch per ack round trip can be held.
+    Returns the records acked inside the window and the ack latencies (µs)."""
+    paced = a.rate < 1e8
+    slots, pending = asyncio.Semaphore(a.inflight), set()
+    appended, acks = 0, []
+
+    async def one(sched, bodies):
+        nonlocal appended
+        try:
+            await send(bodies)
+            done = time.monotonic()
+            if warm_end <= done < end:
+                appended += len(bodies)
+            if sched >= warm_end:
+                acks.append(int((done - sched) * 1e6))
+        finally:
+            slots.release()
+
+    period = a.batch / a.rate
+    nxt = time.monotonic()
+    seq = 0
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        if now < nxt:
+            await asyncio.sleep(nxt - now)
+        sched = nxt if paced else time.monotonic()
+        nxt += period
+        bodies = []
+        for _ in range(a.batch):
+            bodies.append(payload(a.size, seq, clock.wall(sched)))
+            seq += 1
+        await slots.acquire()
+        t = asyncio.create_task(one(sched, bodies))
+        pending.add(t)
+        t.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    return appended, acks
+
+
 async def redis_conn(addr):
     import redis.asyncio as aioredis
     host, port = addr.rsplit(":", 1)
@@ -67,12 +112,11 @@ async def redis_latency(a):
     r = await redis_conn(a.addr)
     sub = await redis_conn(a.addr)
     await r.delete(STREAM)
-    e2e, acks = [], []
-    appended = delivered = 0
+    e2e = []
+    delivered = 0
     t0 = time.monotonic()
     clock = Clock(a.warmup)
     warm_end = t0 + a.warmup
-    paced = a.rate < 1e8
     end = warm_end + a.secs
     stop = asyncio.Event()
 
@@ -94,45 +138,14 @@ async def redis_latency(a):
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.2)
-    # Up to `inflight` batches wait for their acks at once (as weir-load's
-    # --inflight), so a rate above one batch per ack round trip can be held.
-    slots, pending = asyncio.Semaphore(a.inflight), set()
-    period = a.batch / a.rate
-    nxt = time.monotonic()
-    seq = 0
-    while True:
-        now = time.monotonic()
-        if now >= end:
-            break
-        if now < nxt:
-            await asyncio.sleep(nxt - now)
-        sched = nxt if paced else time.monotonic()
-        nxt += period
-        bodies = []
-        for _ in range(a.batch):
-            bodies.append(payload(a.size, seq, clock.wall(sched)))
-            seq += 1
-        await slots.acquire()
 
-        async def one(sched, bodies):
-            nonlocal appended
-            try:
-                p = r.pipeline(transaction=False)
-                for d in bodies:
-                    p.xadd(STREAM, {"d": d})
-                await p.execute()
-                done = time.monotonic()
-                if warm_end <= done < end:
-                    appended += len(bodies)
-                if sched >= warm_end:
-                    acks.append(int((done - sched) * 1e6))
-            finally:
-                slots.release()
+    async def send(bodies):
+        p = r.pipeline(transaction=False)
+        for d in bodies:
+            p.xadd(STREAM, {"d": d})
+        await p.execute()
 
-        t = asyncio.create_task(one(sched, bodies))
-        pending.add(t)
-        t.add_done_callback(pending.discard)
-    await asyncio.gather(*pending)
+    appended, acks = await produce(a, clock, warm_end, end, send)
     await asyncio.sleep(a.drain)
     stop.set()
     await task
@@ -197,12 +210,11 @@ async def nats_stream(js):
 async def nats_latency(a):
     nc, js = await nats_conn(a.addr)
     await nats_stream(js)
-    e2e, acks = [], []
-    appended = delivered = 0
+    e2e = []
+    delivered = 0
     t0 = time.monotonic()
     clock = Clock(a.warmup)
     warm_end = t0 + a.warmup
-    paced = a.rate < 1e8
     end = warm_end + a.secs
 
     async def cb(msg):
@@ -216,40 +228,11 @@ async def nats_latency(a):
 
     sub = await js.subscribe(STREAM, cb=cb, ordered_consumer=True)
     await asyncio.sleep(0.2)
-    slots, pending = asyncio.Semaphore(a.inflight), set()
-    period = a.batch / a.rate
-    nxt = time.monotonic()
-    seq = 0
-    while True:
-        now = time.monotonic()
-        if now >= end:
-            break
-        if now < nxt:
-            await asyncio.sleep(nxt - now)
-        sched = nxt if paced else time.monotonic()
-        nxt += period
-        bodies = []
-        for _ in range(a.batch):
-            bodies.append(payload(a.size, seq, clock.wall(sched)))
-            seq += 1
-        await slots.acquire()
 
-        async def one(sched, bodies):
-            nonlocal appended
-            try:
-                await asyncio.gather(*(js.publish(STREAM, d) for d in bodies))
-                done = time.monotonic()
-                if warm_end <= done < end:
-                    appended += len(bodies)
-                if sched >= warm_end:
-                    acks.append(int((done - sched) * 1e6))
-            finally:
-                slots.release()
+    async def send(bodies):
+        await asyncio.gather(*(js.publish(STREAM, d) for d in bodies))
 
-        t = asyncio.create_task(one(sched, bodies))
-        pending.add(t)
-        t.add_done_callback(pending.discard)
-    await asyncio.gather(*pending)
+    appended, acks = await produce(a, clock, warm_end, end, send)
     await asyncio.sleep(a.drain)
     await sub.unsubscribe()
     await nc.close()
