@@ -53,7 +53,7 @@ def fig(t, w):
         if js:  # weir-load --json
             d.update(json.loads(js))
             if d.get("catch_up"):  # weir-load --catch-up-records
-                d["mbps"] = d["catch_up"]["mbps"]
+                d["mbps"] = d["deliver_mb_per_sec"]
         elif out.lstrip().startswith("{"):  # streamclient.py
             d.update(json.loads(out.strip().splitlines()[-1]))
         elif out.lstrip().startswith('"test"'):  # redis-benchmark --csv
@@ -165,7 +165,7 @@ for t in present:
     if d and "skip" not in d and "fail" not in d:
         fills.append(f"{t} {num(d.get('mbps'), 1)}")
     elif c.get("catch_up"):
-        fills.append(f"{t} {num(c['catch_up']['fill_mbps'], 1)} (weir-load, 8 appends in flight)")
+        fills.append(f"{t} {num(c['append_mb_per_sec'], 1)} (weir-load, 8 appends in flight)")
 
 cmds = []
 for t in present:

@@ -37,8 +37,6 @@ struct Passes {
     lost: AtomicU64,
     duplicates: AtomicU64,
     corrupt: AtomicU64,
-    /// Payload bytes delivered inside the measured window.
-    window_bytes: AtomicU64,
 }
 
 /// Runs the catch-up workload `config` describes.
@@ -113,7 +111,6 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
     let md = stats.measured_delivered.load(Ordering::Relaxed);
     let mut report = empty_report(&config, run_id, prefix);
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let window_mb = get(&passes.window_bytes) as f64 / 1e6;
     report.measured_secs = measured;
     report.appended = total * names.len() as u64;
     report.append_records_per_sec = report.appended as f64 / fill_secs;
@@ -126,14 +123,12 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
     report.subscribe_errors = get(&stats.subscribe_errors);
     report.last_error = stats.last_error.lock().expect("stats lock").clone();
     report.deliver_records_per_sec = md as f64 / measured;
-    report.deliver_mb_per_sec = window_mb / measured;
+    report.deliver_mb_per_sec = report.deliver_records_per_sec * config.record_size as f64 / 1e6;
     report.server = server_usage(config.server_pid, &progress);
     report.catch_up = Some(CatchUp {
         records_per_pass: total,
         passes: get(&passes.complete),
         bad_passes: get(&passes.bad),
-        mbps: window_mb / measured,
-        fill_mbps: filled_bytes as f64 / 1e6 / fill_secs,
         pass_us: Latency::of(&pass_hist),
     });
     let empty = stats::histogram();
@@ -229,7 +224,6 @@ async fn reader(
                 Some(Ok(d)) => d,
             };
             let now = stats.now();
-            let mut bytes = 0u64;
             for (offset, payload) in delivery.iter() {
                 match offset.cmp(&next) {
                     std::cmp::Ordering::Less => dups += 1,
@@ -239,14 +233,12 @@ async fn reader(
                 let intact = record::decode(payload, record_size)
                     .is_some_and(|d| stored.get(offset) == Some(d.id));
                 corrupt += u64::from(!intact);
-                bytes += payload.len() as u64;
                 next = next.max(offset + 1);
             }
             let n = delivery.len() as u64;
             stats.delivered.fetch_add(n, Ordering::Relaxed);
             if stats.in_window(now) {
                 stats.measured_delivered.fetch_add(n, Ordering::Relaxed);
-                passes.window_bytes.fetch_add(bytes, Ordering::Relaxed);
             }
         }
         let ended = stats.now();

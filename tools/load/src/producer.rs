@@ -123,7 +123,6 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
             spec.stream.1.clone(),
             records,
             tag,
-            spec.idempotent,
             sent,
             ids,
         )));
@@ -145,19 +144,18 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
     Stats::merge(&stats.ack, &ack_hist);
 }
 
-/// Sends one append, retrying an idempotent one up to [`ATTEMPTS`] times.
-#[allow(clippy::too_many_arguments)]
+/// Sends one append, retrying an idempotent one (one with a producer tag)
+/// up to [`ATTEMPTS`] times.
 async fn attempt(
     t: Arc<dyn Transport>,
     stats: Arc<Stats>,
     stream: String,
     records: Vec<bytes::Bytes>,
     tag: Option<ProducerTag>,
-    idempotent: bool,
     sent: u64,
     ids: Vec<u64>,
 ) -> Outcome {
-    let attempts = if idempotent { ATTEMPTS } else { 1 };
+    let attempts = if tag.is_some() { ATTEMPTS } else { 1 };
     for attempt in 0..attempts {
         if attempt > 0 {
             stats.append_retries.fetch_add(1, Ordering::Relaxed);

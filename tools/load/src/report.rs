@@ -166,10 +166,6 @@ pub struct CatchUp {
     pub passes: u64,
     /// Of those, passes that missed, repeated or damaged a record.
     pub bad_passes: u64,
-    /// Delivered payload MB (10^6 bytes) per second in the window.
-    pub mbps: f64,
-    /// Fill rate before the readers started, payload MB per second.
-    pub fill_mbps: f64,
     /// Duration of one whole pass, µs.
     pub pass_us: Latency,
 }
@@ -248,8 +244,8 @@ impl Report {
         if let Some(c) = &self.catch_up {
             let _ = writeln!(
                 s,
-                "\n  catch-up: {} passes of {} records ({} bad), {:.1} MB/s read; fill {:.1} MB/s (the appended row)",
-                c.passes, c.records_per_pass, c.bad_passes, c.mbps, c.fill_mbps
+                "\n  catch-up: {} passes of {} records ({} bad); the appended row is the fill",
+                c.passes, c.records_per_pass, c.bad_passes
             );
         }
         let _ = writeln!(s);
