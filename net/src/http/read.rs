@@ -28,10 +28,8 @@ const GATHER_BYTES: usize = 64 << 10;
 /// The response body for `batches` of a stream in JSON mode or not, as the
 /// buffers to send in order (their concatenation is the body).
 pub fn render(batches: &[Batch], json_mode: bool) -> Vec<Bytes> {
-    if json_mode {
-        return vec![json::array(
-            batches.iter().flat_map(|b| b.iter().map(|r| r.payload)),
-        )];
+    if json_mode || single_record(batches) {
+        return vec![render_flat(batches, json_mode)];
     }
     let mut parts = Vec::new();
     let mut gather = BytesMut::new();
@@ -60,16 +58,27 @@ pub fn render(batches: &[Batch], json_mode: bool) -> Vec<Bytes> {
     parts
 }
 
+/// Whether `batches` hold exactly one record (a common live answer), which
+/// goes out as a slice of its batch whatever its size.
+fn single_record(batches: &[Batch]) -> bool {
+    matches!(batches, [b] if b.len() == 1)
+}
+
 /// [`render`] as one contiguous buffer, for encoders that need the whole
-/// text at once (SSE splits it into lines, or base64-encodes it).
+/// text at once (SSE splits it into lines, or base64-encodes it): one copy
+/// of the payloads, none for a single record.
 pub fn render_flat(batches: &[Batch], json_mode: bool) -> Bytes {
-    let mut parts = render(batches, json_mode);
-    if parts.len() == 1 {
-        return parts.pop().unwrap_or_default();
+    if json_mode {
+        return json::array(batches.iter().flat_map(|b| b.iter().map(|r| r.payload)));
     }
-    let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
-    for p in &parts {
-        out.extend_from_slice(p);
+    if single_record(batches) {
+        return batches[0].payload_bytes(0).unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(batches.iter().map(Batch::data_len).sum());
+    for b in batches {
+        for r in b.iter() {
+            out.extend_from_slice(r.payload);
+        }
     }
     out.freeze()
 }
