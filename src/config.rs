@@ -96,6 +96,9 @@ pub struct QuicSection {
     pub max_request_streams: u32,
     /// UDP segmentation offload (several packets per system call).
     pub segmentation_offload: bool,
+    /// Interleave streams frame by frame when sending (off: each stream's
+    /// queued data goes out before the next one's).
+    pub send_fairness: bool,
 }
 
 impl Default for QuicSection {
@@ -111,6 +114,7 @@ impl Default for QuicSection {
             send_window: t.send_window,
             max_request_streams: t.max_request_streams,
             segmentation_offload: t.segmentation_offload,
+            send_fairness: t.send_fairness,
         }
     }
 }
@@ -270,6 +274,7 @@ impl Config {
             send_window: self.quic.send_window,
             max_request_streams: self.quic.max_request_streams,
             segmentation_offload: self.quic.segmentation_offload,
+            send_fairness: self.quic.send_fairness,
             ..q.transport
         };
         q
@@ -341,7 +346,7 @@ mod tests {
         std::fs::write(
             &file,
             "[http]\nread_budget_bytes = 4096\n[quic]\ncongestion = \"bbr\"\n\
-             send_window = 2097152\nsegmentation_offload = false\n",
+             send_window = 2097152\nsegmentation_offload = false\nsend_fairness = true\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -354,6 +359,7 @@ mod tests {
         assert_eq!(t.congestion, Congestion::Bbr);
         assert_eq!(t.send_window, 2 << 20);
         assert!(!t.segmentation_offload);
+        assert!(t.send_fairness);
         assert_eq!(
             t.stream_receive_window,
             TransportSettings::default().stream_receive_window

@@ -1,12 +1,13 @@
-//! Feeds arbitrary bytes to the binary protocol decoder, cut into reads of
-//! arbitrary sizes, and checks that it never panics, never loops, and that
-//! every frame it accepts encodes back to a frame that decodes the same.
+//! Feeds arbitrary bytes to the binary protocol decoders, cut into reads of
+//! arbitrary sizes, and checks that they never panic, never loop, that the
+//! chunk decoder yields exactly what the buffer decoder yields, and that
+//! every frame accepted encodes back to a frame that decodes the same.
 
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use weir_net::proto::{decode_frame, Decoder, Encoder, MIN_MAX_FRAME};
+use weir_net::proto::{decode_frame, ChunkDecoder, Decoder, Encoder, MIN_MAX_FRAME};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&step, input)) = data.split_first() else {
@@ -33,6 +34,20 @@ fuzz_target!(|data: &[u8]| {
             assert!(buf.len() < before, "the decoder made no progress");
         }
     }
+    let mut chunked = ChunkDecoder::new(limit);
+    let mut again = Vec::new();
+    'chunks: for chunk in input.chunks(step) {
+        chunked.push(bytes::Bytes::copy_from_slice(chunk));
+        loop {
+            match chunked.next_frame() {
+                Ok(Some(frame)) => again.push(frame),
+                Ok(None) => break,
+                Err(e) if e.is_fatal() => break 'chunks,
+                Err(_) => {}
+            }
+        }
+    }
+    assert_eq!(again, frames, "the two decoders disagree");
     let _ = decode_frame(bytes::Bytes::copy_from_slice(input), limit);
     let encoder = Encoder::new(limit);
     for frame in frames {

@@ -6,42 +6,41 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
 use quinn::RecvStream;
 use tokio::sync::oneshot;
 
 use super::{ClientConfig, ClientError};
-use crate::proto::{Decoder, Encoder, Frame, Hello, Message, MAX_VERSION, MIN_VERSION};
+use crate::proto::{ChunkDecoder, Encoder, Frame, Hello, Message, MAX_VERSION, MIN_VERSION};
 
 /// Reads frames off one receive stream.
 pub(crate) struct FrameReader {
     recv: RecvStream,
-    decoder: Decoder,
-    buf: BytesMut,
+    decoder: ChunkDecoder,
 }
 
 impl FrameReader {
     pub(crate) fn new(recv: RecvStream, max_frame: u32) -> Self {
         FrameReader {
             recv,
-            decoder: Decoder::new(max_frame),
-            buf: BytesMut::new(),
+            decoder: ChunkDecoder::new(max_frame),
         }
     }
 
     /// The next frame, or `None` when the server finished the stream.
     pub(crate) async fn next(&mut self) -> Result<Option<Frame>, ClientError> {
         loop {
-            match self.decoder.decode(&mut self.buf) {
+            match self.decoder.next_frame() {
                 Ok(Some(f)) => return Ok(Some(f)),
                 Ok(None) => {}
                 Err(e) => return Err(ClientError::Protocol(e.to_string())),
             }
             match self.recv.read_chunk(64 << 10, true).await {
-                Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk.bytes),
-                Ok(None) if self.buf.is_empty() => return Ok(None),
+                Ok(Some(chunk)) => self.decoder.push(chunk.bytes),
                 Ok(None) => {
-                    return Err(ClientError::Protocol("stream ended inside a frame".into()))
+                    return match self.decoder.truncated() {
+                        None => Ok(None),
+                        Some(_) => Err(ClientError::Protocol("stream ended inside a frame".into())),
+                    }
                 }
                 Err(e) => return Err(ClientError::Connection(e.to_string())),
             }

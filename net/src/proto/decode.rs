@@ -93,7 +93,7 @@ pub fn decode_frame(buf: Bytes, max_frame: u32) -> Result<Frame, DecodeError> {
     parse(buf)
 }
 
-fn check_length(length: u32, max_frame: u32) -> Result<(), DecodeError> {
+pub(super) fn check_length(length: u32, max_frame: u32) -> Result<(), DecodeError> {
     if length > max_frame {
         return Err(DecodeError::FrameTooLarge { length, max_frame });
     }
@@ -104,7 +104,7 @@ fn check_length(length: u32, max_frame: u32) -> Result<(), DecodeError> {
 }
 
 /// Parses one whole frame (length prefix included, already checked).
-fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
+pub(super) fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
     let version = frame[4];
     let byte = frame[5];
     let request_id = u32::from_le_bytes(frame[6..10].try_into().expect("4 bytes"));

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+mod chunks;
 mod control;
 mod decode;
 mod encode;
@@ -39,6 +40,7 @@ mod requests;
 #[cfg(test)]
 mod tests;
 
+pub use chunks::ChunkDecoder;
 pub use control::MAX_CONTROL_LEN;
 pub use decode::{decode_frame, DecodeError, Decoder};
 pub use encode::{EncodeError, Encoded, Encoder};

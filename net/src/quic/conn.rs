@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -13,7 +13,7 @@ use tokio::time::timeout;
 use weir_storage::Engine;
 
 use super::{codes, QuicConfig, ALPN};
-use crate::proto::{DecodeError, Decoder, Encoded, PREFIX_LEN};
+use crate::proto::{ChunkDecoder, Encoded};
 use crate::session::{
     signalled, ConnStats, Flow, FrameSink, Session, SessionConfig, SinkClosed, SubscriptionSink,
     Transport,
@@ -128,12 +128,11 @@ async fn request_stream(
         cap: t.cap,
         stats: Arc::clone(session.stats()),
     };
-    let mut decoder = Decoder::new(session.config().max_frame);
-    let mut buf = BytesMut::new();
+    let mut decoder = ChunkDecoder::new(session.config().max_frame);
     let mut fatal = false;
     'read: loop {
         loop {
-            let flow = match decoder.decode(&mut buf) {
+            let flow = match decoder.next_frame() {
                 Ok(Some(frame)) => session.on_frame(frame, &mut reply).await,
                 Ok(None) => break,
                 Err(e) => session.on_decode_error(e, &mut reply).await,
@@ -144,14 +143,10 @@ async fn request_stream(
             }
         }
         match recv.read_chunk(READ_CHUNK, true).await {
-            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+            Ok(Some(chunk)) => decoder.push(chunk.bytes),
             Ok(None) => {
-                if !buf.is_empty() {
+                if let Some(e) = decoder.truncated() {
                     // The stream ended inside a frame: the framing is lost.
-                    let length = (buf.len() >= PREFIX_LEN)
-                        .then(|| u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
-                    let actual = buf.len().saturating_sub(PREFIX_LEN);
-                    let e = DecodeError::LengthMismatch { length, actual };
                     session.on_decode_error(e, &mut reply).await;
                     fatal = true;
                 }

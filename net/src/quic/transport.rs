@@ -60,6 +60,16 @@ pub struct TransportSettings {
     /// Hand the kernel several packets per system call (UDP GSO) where the
     /// platform supports it.
     pub segmentation_offload: bool,
+    /// Interleave the streams that have data to send frame by frame
+    /// (quinn's send fairness) instead of sending each stream's queued data
+    /// before the next one's. Off by default: on fan-out, fairness cuts
+    /// every subscriber's batch into pieces spread over many packets, which
+    /// the receiver must reassemble, and cost 25–30 % of delivered
+    /// records/s (`bench/RESULTS.md`, QUIC transport settings). The price
+    /// of leaving it off: a large `Read` answer queued on a connection goes
+    /// out whole before a subscription frame queued after it on the same
+    /// connection (its size is bounded by the read's byte budget).
+    pub send_fairness: bool,
 }
 
 impl Default for TransportSettings {
@@ -74,6 +84,7 @@ impl Default for TransportSettings {
             keep_alive: Some(Duration::from_secs(10)),
             congestion: Congestion::Cubic,
             segmentation_offload: true,
+            send_fairness: false,
         }
     }
 }
@@ -84,9 +95,7 @@ impl TransportSettings {
         t.stream_receive_window(VarInt::from_u32(self.stream_receive_window))
             .receive_window(VarInt::from_u32(self.receive_window))
             .send_window(self.send_window)
-            // Round-robin between streams with data to send, so a large read
-            // answer cannot starve a subscription of the same connection.
-            .send_fairness(true)
+            .send_fairness(self.send_fairness)
             .max_idle_timeout(IdleTimeout::try_from(self.max_idle_timeout).ok())
             // The protocol has no use for datagrams; do not buffer any.
             .datagram_receive_buffer_size(None)

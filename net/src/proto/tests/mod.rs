@@ -2,6 +2,7 @@
 //! message of every opcode; the other files check them from every side.
 
 mod batches;
+mod chunks;
 mod errors;
 mod golden;
 mod props;
