@@ -193,3 +193,70 @@ async fn pipelined_appends_complete_and_all_land() {
     assert_eq!(read.done.next_offset, info.next_offset);
     server.stop().await;
 }
+
+/// Send fairness is off (`TransportSettings::send_fairness`): a stream's
+/// queued data goes out before the next stream's. A subscription sharing its
+/// connection with back-to-back large reads must still get each record
+/// promptly, waiting at most for the read answer queued ahead of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_keeps_up_while_its_connection_serves_large_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), 1024);
+    let server =
+        TestServer::start(engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let client = server.client().await;
+    client
+        .create("big", "application/octet-stream")
+        .await
+        .unwrap();
+    client
+        .create("live", "application/octet-stream")
+        .await
+        .unwrap();
+    // 16 MiB to read again and again, in 4 MiB answers.
+    for _ in 0..16 {
+        let records = (0..4).map(|_| Record::new(vec![7u8; 256 << 10])).collect();
+        client.append("big", records).await.unwrap();
+    }
+    let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reads = {
+        let (client, reading) = (client.clone(), Arc::clone(&reading));
+        tokio::spawn(async move {
+            let mut answers = 0u64;
+            let mut from = 0;
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = client.read("big", from, 4 << 20).await.unwrap();
+                from = if r.done.next_offset >= r.done.tail {
+                    0
+                } else {
+                    r.done.next_offset
+                };
+                answers += 1;
+            }
+            answers
+        })
+    };
+    let mut sub = client.subscribe("live", SubscribeFrom::Start);
+    let mut worst = Duration::ZERO;
+    for i in 0..20u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = Instant::now();
+        client
+            .append("live", vec![Record::new(payload(0, i as usize))])
+            .await
+            .unwrap();
+        let b = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("the subscription is not starved by the reads")
+            .unwrap()
+            .unwrap();
+        assert_eq!((b.first_offset(), b.len()), (i, 1));
+        worst = worst.max(sent.elapsed());
+    }
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let answers = reads.await.unwrap();
+    eprintln!("20 live records, worst append-to-delivery {worst:?}, {answers} read answers of up to 4 MiB meanwhile");
+    assert!(answers >= 10, "the reads really ran alongside ({answers})");
+    assert!(worst < Duration::from_secs(2), "worst delivery {worst:?}");
+    server.stop().await;
+}
