@@ -188,3 +188,35 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn a_hostile_prefix_reserves_little_before_its_bytes_arrive() {
+    // A prefix claiming a 16 MiB frame, followed by a trickle of bytes.
+    let mut d = ChunkDecoder::new(DEFAULT_MAX_FRAME);
+    let mut head = DEFAULT_MAX_FRAME.to_le_bytes().to_vec();
+    head.extend_from_slice(&[1, 2, 3, 4]);
+    d.push(Bytes::from(head));
+    assert_eq!(d.next_frame(), Ok(None));
+    assert!(
+        d.held_capacity() <= 256 << 10,
+        "reserved {} bytes for 8 received",
+        d.held_capacity()
+    );
+}
+
+#[test]
+fn a_frame_larger_than_the_reserve_is_collected_across_many_chunks() {
+    let big = crate::proto::batch::build(
+        3,
+        1_700_000_000_000,
+        &[
+            weir_storage::Record::new(vec![9u8; 700 << 10]),
+            weir_storage::Record::keyed("k", vec![1u8; 300 << 10]),
+        ],
+    )
+    .unwrap();
+    let frame = Frame::new(4, Message::Data(big));
+    let wire = Encoder::default().encode(&frame).unwrap().to_bytes();
+    let cuts: Vec<usize> = (1..wire.len()).step_by(1200).collect();
+    assert_eq!(through_chunks(&wire, &cuts), vec![frame]);
+}
