@@ -43,22 +43,40 @@ def payload(size, seq, ts_ns=None):
     return head + os.urandom(max(0, size - len(head)))
 
 
-class Clock:
-    """Send times as weir-load stamps them: at a fixed rate a batch carries its
-    *scheduled* time (a producer that falls behind is charged the queueing
-    delay, no coordinated omission) and counts if scheduled after the warm-up."""
+class Window:
+    """The measured window of one latency run, and what the subscriber saw in
+    it. Send times are stamped as weir-load stamps them: at a fixed rate a
+    batch carries its *scheduled* time (a producer that falls behind is
+    charged the queueing delay, no coordinated omission) and counts if
+    scheduled after the warm-up."""
 
-    def __init__(self, warmup):
+    def __init__(self, warmup, secs):
         self.mono0, self.wall0 = time.monotonic(), time.time_ns()
         self.warm_wall = self.wall0 + int(warmup * 1e9)
+        self.warm_end = self.mono0 + warmup
+        self.end = self.warm_end + secs
+        self.delivered, self.e2e = 0, []
 
     def wall(self, mono):
         return self.wall0 + int((mono - self.mono0) * 1e9)
 
+    def deliver(self, mono, now_ns, sent_ns):
+        """Books one record received at `mono` / `now_ns`, sent at `sent_ns`."""
+        if self.warm_end <= mono < self.end:
+            self.delivered += 1
+        if sent_ns >= self.warm_wall:
+            self.e2e.append((now_ns - sent_ns) // 1000)
+
+    def report(self, appended, acks, secs):
+        return {"appended": appended, "delivered": self.delivered,
+                "append_records_per_sec": appended / secs,
+                "deliver_records_per_sec": self.delivered / secs,
+                "ack_latency_us": summary(acks), "e2e_latency_us": summary(self.e2e)}
+
 
 # ---------------------------------------------------------------- redis
-async def produce(a, clock, warm_end, end, send):
-    """One paced producer: every batch/rate seconds until `end`, `a.batch`
+async def produce(a, w, send):
+    """One paced producer: every batch/rate seconds until `w.end`, `a.batch`
     payloads stamped with their scheduled send time go to `send(bodies)`, with
     up to `a.inflight` batches waiting for their acks at once (as weir-load's
     --inflight), so a rate above one batch per ack round trip can be held.
@@ -72,9 +90,9 @@ async def produce(a, clock, warm_end, end, send):
         try:
             await send(bodies)
             done = time.monotonic()
-            if warm_end <= done < end:
+            if w.warm_end <= done < w.end:
                 appended += len(bodies)
-            if sched >= warm_end:
+            if sched >= w.warm_end:
                 acks.append(int((done - sched) * 1e6))
         finally:
             slots.release()
@@ -84,7 +102,7 @@ async def produce(a, clock, warm_end, end, send):
     seq = 0
     while True:
         now = time.monotonic()
-        if now >= end:
+        if now >= w.end:
             break
         if now < nxt:
             await asyncio.sleep(nxt - now)
@@ -92,7 +110,7 @@ async def produce(a, clock, warm_end, end, send):
         nxt += period
         bodies = []
         for _ in range(a.batch):
-            bodies.append(payload(a.size, seq, clock.wall(sched)))
+            bodies.append(payload(a.size, seq, w.wall(sched)))
             seq += 1
         await slots.acquire()
         t = asyncio.create_task(one(sched, bodies))
@@ -112,16 +130,10 @@ async def redis_latency(a):
     r = await redis_conn(a.addr)
     sub = await redis_conn(a.addr)
     await r.delete(STREAM)
-    e2e = []
-    delivered = 0
-    t0 = time.monotonic()
-    clock = Clock(a.warmup)
-    warm_end = t0 + a.warmup
-    end = warm_end + a.secs
+    w = Window(a.warmup, a.secs)
     stop = asyncio.Event()
 
     async def consume():
-        nonlocal delivered
         last = "$"
         while not stop.is_set():
             res = await sub.xread({STREAM: last}, count=1000, block=500)
@@ -130,11 +142,7 @@ async def redis_latency(a):
             for _name, entries in res or []:
                 for eid, fields in entries:
                     last = eid
-                    sent = struct.unpack(">Q", fields[b"d"][:8])[0]
-                    if warm_end <= mono < end:
-                        delivered += 1
-                    if sent >= clock.warm_wall:
-                        e2e.append((now_ns - sent) // 1000)
+                    w.deliver(mono, now_ns, struct.unpack(">Q", fields[b"d"][:8])[0])
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.2)
@@ -145,13 +153,11 @@ async def redis_latency(a):
             p.xadd(STREAM, {"d": d})
         await p.execute()
 
-    appended, acks = await produce(a, clock, warm_end, end, send)
+    appended, acks = await produce(a, w, send)
     await asyncio.sleep(a.drain)
     stop.set()
     await task
-    return {"appended": appended, "delivered": delivered,
-            "append_records_per_sec": appended / a.secs, "deliver_records_per_sec": delivered / a.secs,
-            "ack_latency_us": summary(acks), "e2e_latency_us": summary(e2e)}
+    return w.report(appended, acks, a.secs)
 
 
 async def redis_fill(a):
@@ -210,21 +216,10 @@ async def nats_stream(js):
 async def nats_latency(a):
     nc, js = await nats_conn(a.addr)
     await nats_stream(js)
-    e2e = []
-    delivered = 0
-    t0 = time.monotonic()
-    clock = Clock(a.warmup)
-    warm_end = t0 + a.warmup
-    end = warm_end + a.secs
+    w = Window(a.warmup, a.secs)
 
     async def cb(msg):
-        nonlocal delivered
-        mono = time.monotonic()
-        sent = struct.unpack(">Q", msg.data[:8])[0]
-        if warm_end <= mono < end:
-            delivered += 1
-        if sent >= clock.warm_wall:
-            e2e.append((time.time_ns() - sent) // 1000)
+        w.deliver(time.monotonic(), time.time_ns(), struct.unpack(">Q", msg.data[:8])[0])
 
     sub = await js.subscribe(STREAM, cb=cb, ordered_consumer=True)
     await asyncio.sleep(0.2)
@@ -232,13 +227,11 @@ async def nats_latency(a):
     async def send(bodies):
         await asyncio.gather(*(js.publish(STREAM, d) for d in bodies))
 
-    appended, acks = await produce(a, clock, warm_end, end, send)
+    appended, acks = await produce(a, w, send)
     await asyncio.sleep(a.drain)
     await sub.unsubscribe()
     await nc.close()
-    return {"appended": appended, "delivered": delivered,
-            "append_records_per_sec": appended / a.secs, "deliver_records_per_sec": delivered / a.secs,
-            "ack_latency_us": summary(acks), "e2e_latency_us": summary(e2e)}
+    return w.report(appended, acks, a.secs)
 
 
 async def nats_fill(a):

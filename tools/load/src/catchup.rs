@@ -19,7 +19,7 @@ use crate::config::{LoadConfig, StartFrom};
 use crate::progress::Progress;
 use crate::record;
 use crate::report::{CatchUp, Latency};
-use crate::runner::{empty_report, server_usage, setup, Outcome, Setup};
+use crate::runner::{empty_report, reader_conn, server_usage, setup, Outcome, Setup};
 use crate::runs::RunSet;
 use crate::stats::{self, Stats};
 use crate::transport::Transport;
@@ -65,7 +65,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
     let mut readers = Vec::new();
     for (s, name) in names.iter().enumerate() {
         for j in 0..config.subscribers_per_stream {
-            let t = conns[(s * config.subscribers_per_stream + j) % conns.len()].clone();
+            let t = reader_conn(&conns, &config, s, j).clone();
             readers.push(tokio::spawn(reader(
                 t,
                 name.clone(),

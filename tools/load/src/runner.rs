@@ -65,7 +65,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
     let mut sub_tasks = Vec::new();
     for (s, name) in names.iter().enumerate() {
         for j in 0..config.subscribers_per_stream {
-            let t = &conns[(s * config.subscribers_per_stream + j) % conns.len()];
+            let t = reader_conn(&conns, &config, s, j);
             let sub = t
                 .subscribe(name, config.from)
                 .await
@@ -233,6 +233,17 @@ pub(crate) struct Setup {
     pub names: Vec<String>,
     /// Its client connections.
     pub conns: Vec<Arc<dyn Transport>>,
+}
+
+/// The connection that serves subscriber (or catch-up reader) `j` of stream
+/// `s`: all of a run's readers are spread round-robin over the connections.
+pub(crate) fn reader_conn<'a>(
+    conns: &'a [Arc<dyn Transport>],
+    config: &LoadConfig,
+    s: usize,
+    j: usize,
+) -> &'a Arc<dyn Transport> {
+    &conns[(s * config.subscribers_per_stream + j) % conns.len()]
 }
 
 /// Opens `config.connections` connections and creates `config.streams`

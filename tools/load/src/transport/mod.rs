@@ -40,6 +40,33 @@ pub struct Ack {
     pub duplicate: bool,
 }
 
+impl From<weir_net::proto::Appended> for Ack {
+    fn from(a: weir_net::proto::Appended) -> Self {
+        Ack {
+            first_offset: a.first_offset,
+            duplicate: a.duplicate,
+        }
+    }
+}
+
+/// The binary protocol's `Append` of keyless `records` (QUIC and WebSocket).
+fn binary_append(
+    stream: &str,
+    records: Vec<Bytes>,
+    producer: Option<ProducerTag>,
+) -> weir_net::proto::Append {
+    weir_net::proto::Append {
+        stream: stream.into(),
+        producer: producer.map(|p| weir_net::proto::Producer {
+            id: p.id,
+            epoch: p.epoch,
+            seq: p.seq,
+        }),
+        close: false,
+        records: records.into_iter().map(weir_storage::Record::new).collect(),
+    }
+}
+
 /// A run of delivered records; offsets as the server numbered them.
 #[derive(Debug)]
 pub enum Delivery {

@@ -9,10 +9,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use weir_net::client::{Client, ClientConfig, Trust};
-use weir_net::proto::{Append, SubscribeFrom};
-use weir_storage::Record;
+use weir_net::proto::SubscribeFrom;
 
-use super::{Ack, Delivery, ProducerTag, Subscribed, Transport, TransportOptions};
+use super::{binary_append, Ack, Delivery, ProducerTag, Subscribed, Transport, TransportOptions};
 use crate::config::StartFrom;
 use crate::target::Target;
 
@@ -68,23 +67,8 @@ impl Transport for QuicTransport {
         producer: Option<ProducerTag>,
     ) -> BoxFuture<'a, anyhow::Result<Ack>> {
         Box::pin(async move {
-            let a = self
-                .client
-                .append_with(Append {
-                    stream: stream.into(),
-                    producer: producer.map(|p| weir_net::proto::Producer {
-                        id: p.id,
-                        epoch: p.epoch,
-                        seq: p.seq,
-                    }),
-                    close: false,
-                    records: records.into_iter().map(Record::new).collect(),
-                })
-                .await?;
-            Ok(Ack {
-                first_offset: a.first_offset,
-                duplicate: a.duplicate,
-            })
+            let append = binary_append(stream, records, producer);
+            Ok(self.client.append_with(append).await?.into())
         })
     }
 

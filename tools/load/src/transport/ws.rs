@@ -17,12 +17,10 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use weir_net::proto::{
-    self, decode_frame, Append, Create, Delete, Encoder, Frame, Hello, Message, SubscribeFrom,
-    WireError,
+    self, decode_frame, Create, Delete, Encoder, Frame, Hello, Message, SubscribeFrom, WireError,
 };
-use weir_storage::Record;
 
-use super::{Ack, Delivery, ProducerTag, Subscribed, Transport, TransportOptions};
+use super::{binary_append, Ack, Delivery, ProducerTag, Subscribed, Transport, TransportOptions};
 use crate::config::StartFrom;
 use crate::target::Target;
 
@@ -430,21 +428,9 @@ impl Transport for WsTransport {
         producer: Option<ProducerTag>,
     ) -> BoxFuture<'a, anyhow::Result<Ack>> {
         Box::pin(async move {
-            let msg = Message::Append(Append {
-                stream: stream.into(),
-                producer: producer.map(|p| proto::Producer {
-                    id: p.id,
-                    epoch: p.epoch,
-                    seq: p.seq,
-                }),
-                close: false,
-                records: records.into_iter().map(Record::new).collect(),
-            });
+            let msg = Message::Append(binary_append(stream, records, producer));
             match self.inner.call(msg).await? {
-                Message::Appended(a) => Ok(Ack {
-                    first_offset: a.first_offset,
-                    duplicate: a.duplicate,
-                }),
+                Message::Appended(a) => Ok(a.into()),
                 m => Err(unexpected(&m)),
             }
         })
