@@ -18,6 +18,15 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    /// The QUIC door as a target, its certificate pinned.
+    fn quic_target(&self) -> Target {
+        let mut t = Target::parse(&self.quic).unwrap();
+        t.quic_fingerprint = Some(self.fingerprint.clone());
+        t
+    }
+}
+
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path().join("db"), EngineConfig::default()).unwrap();
@@ -127,9 +136,7 @@ async fn http_record_count_ends_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_sees_every_record_once() {
     let s = start().await;
-    let mut t = Target::parse(&s.quic).unwrap();
-    t.quic_fingerprint = Some(s.fingerprint.clone());
-    let mut c = short(t);
+    let mut c = short(s.quic_target());
     c.idempotent = true;
     let out = run(c).await.unwrap();
     assert_clean(&out.report);
@@ -138,9 +145,7 @@ async fn quic_sees_every_record_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_pipelined_producers_see_every_record_once() {
     let s = start().await;
-    let mut t = Target::parse(&s.quic).unwrap();
-    t.quic_fingerprint = Some(s.fingerprint.clone());
-    let mut c = short(t);
+    let mut c = short(s.quic_target());
     c.inflight = 8;
     c.rate = Some(5_000.0);
     let out = run(c).await.unwrap();
@@ -185,10 +190,8 @@ async fn ws_from_start_sees_every_record_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_passes_read_every_stored_record() {
     let s = start().await;
-    let mut quic = Target::parse(&s.quic).unwrap();
-    quic.quic_fingerprint = Some(s.fingerprint.clone());
     let ws = Target::parse(&(s.http.replace("http://", "ws://") + "/v1/ws")).unwrap();
-    for target in [Target::parse(&s.http).unwrap(), quic, ws] {
+    for target in [Target::parse(&s.http).unwrap(), s.quic_target(), ws] {
         let mut c = LoadConfig::new(target);
         c.connections = 2;
         c.streams = 1;
