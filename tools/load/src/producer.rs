@@ -74,6 +74,9 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
     let start = tokio::time::Instant::now();
     let mut buf = BytesMut::new();
     let mut pending: Pending = FuturesUnordered::new();
+    let producer_id = spec
+        .idempotent
+        .then(|| format!("weir-load-{}-{}", shared.run_id, spec.index));
     while !shared.stop.load(Ordering::Relaxed) {
         let n = match shared.max_records {
             None => spec.batch,
@@ -112,8 +115,8 @@ pub async fn run(shared: Arc<ProducerShared>, spec: ProducerSpec, t: Arc<dyn Tra
                 buf.split().freeze()
             })
             .collect();
-        let tag = spec.idempotent.then(|| ProducerTag {
-            id: format!("weir-load-{}-{}", shared.run_id, spec.index),
+        let tag = producer_id.as_ref().map(|id| ProducerTag {
+            id: id.clone(),
             epoch: 0,
             seq: batch_seq,
         });
