@@ -50,6 +50,14 @@ pub struct ServeArgs {
     /// SSE event (default 1 MiB; at least one record is always sent).
     #[arg(long, env = "WEIR_READ_BUDGET_BYTES")]
     pub read_budget_bytes: Option<usize>,
+    /// TCP congestion control of HTTP connections (default cubic; `system`
+    /// keeps the kernel's default, whatever `net.ipv4.tcp_congestion_control` says).
+    #[arg(long, env = "WEIR_TCP_CONGESTION")]
+    pub tcp_congestion: Option<String>,
+    /// Disk bound in MiB of the file cache that lets HTTP reads of large
+    /// records use `sendfile` (default 2048; 0 turns it off).
+    #[arg(long, env = "WEIR_FILE_CACHE_MB")]
+    pub file_cache_mb: Option<u64>,
     /// UDP address of the QUIC door (binary protocol, ALPN `weir/1`), default 127.0.0.1:4438.
     #[arg(long, env = "WEIR_QUIC_ADDR")]
     pub quic_addr: Option<std::net::SocketAddr>,

@@ -131,6 +131,10 @@ pub struct HttpSection {
     pub max_append_bytes: usize,
     /// Record bytes gathered for one read response or SSE event.
     pub read_budget_bytes: usize,
+    /// TCP congestion control of accepted connections (a name the kernel
+    /// offers, see `net.ipv4.tcp_available_congestion_control`), or
+    /// `"system"` for the kernel's default.
+    pub tcp_congestion: String,
 }
 
 impl Default for HttpSection {
@@ -141,6 +145,7 @@ impl Default for HttpSection {
             long_poll_timeout_ms: h.long_poll_timeout.as_millis() as u64,
             max_append_bytes: h.max_append_bytes,
             read_budget_bytes: h.read_budget_bytes,
+            tcp_congestion: h.tcp_congestion.unwrap_or_else(|| "system".into()),
         }
     }
 }
@@ -155,6 +160,9 @@ pub struct StorageSection {
     pub commit_queue: usize,
     /// Longest record key in bytes.
     pub max_key_len: usize,
+    /// Disk bound of the file cache of large batches that HTTP reads send
+    /// with `sendfile`, in MiB; 0 turns it off.
+    pub file_cache_mb: u64,
 }
 
 impl Default for Config {
@@ -178,6 +186,7 @@ impl Default for StorageSection {
             block_cache_mb: e.block_cache_bytes >> 20,
             commit_queue: e.commit_queue,
             max_key_len: e.max_key_len,
+            file_cache_mb: e.file_cache_bytes >> 20,
         }
     }
 }
@@ -213,6 +222,15 @@ impl Config {
         }
         if let Some(b) = args.read_budget_bytes {
             c.http.read_budget_bytes = b;
+        }
+        if let Some(m) = args.file_cache_mb {
+            c.storage.file_cache_mb = m;
+        }
+        if let Some(cc) = &args.tcp_congestion {
+            c.http.tcp_congestion = cc.clone();
+        }
+        if c.http.tcp_congestion.is_empty() {
+            bail!("[http] tcp_congestion must name an algorithm or be \"system\"");
         }
         if c.http.read_budget_bytes == 0 {
             bail!("[http] read_budget_bytes must be at least 1");
@@ -257,6 +275,8 @@ impl Config {
             long_poll_timeout: Duration::from_millis(self.http.long_poll_timeout_ms),
             max_append_bytes: self.http.max_append_bytes,
             read_budget_bytes: self.http.read_budget_bytes,
+            tcp_congestion: (self.http.tcp_congestion != "system")
+                .then(|| self.http.tcp_congestion.clone()),
             ws,
             ..HttpConfig::default()
         }
@@ -287,6 +307,7 @@ impl Config {
             block_cache_bytes: self.storage.block_cache_mb << 20,
             commit_queue: self.storage.commit_queue,
             max_key_len: self.storage.max_key_len,
+            file_cache_bytes: self.storage.file_cache_mb << 20,
             ..EngineConfig::default()
         })
     }
@@ -375,9 +396,43 @@ mod tests {
     }
 
     #[test]
+    fn file_cache_and_tcp_congestion_come_from_the_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(
+            &file,
+            "[storage]\nfile_cache_mb = 64\n[http]\ntcp_congestion = \"system\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.engine_config().unwrap().file_cache_bytes, 64 << 20);
+        assert_eq!(c.http_config().tcp_congestion, None);
+        let flags = ServeArgs {
+            config: Some(file),
+            file_cache_mb: Some(0),
+            tcp_congestion: Some("reno".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&flags).unwrap();
+        assert_eq!(c.engine_config().unwrap().file_cache_bytes, 0);
+        assert_eq!(c.http_config().tcp_congestion.as_deref(), Some("reno"));
+        let empty = ServeArgs {
+            tcp_congestion: Some(String::new()),
+            ..Default::default()
+        };
+        assert!(Config::load(&empty).is_err());
+    }
+
+    #[test]
     fn defaults_are_documented_values() {
         let c = Config::load(&ServeArgs::default()).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("./weir-data"));
         assert_eq!(c.durability().unwrap(), Durability::Sync);
+        assert_eq!(c.http_config().tcp_congestion.as_deref(), Some("cubic"));
+        assert_eq!(c.engine_config().unwrap().file_cache_bytes, 2 << 30);
     }
 }

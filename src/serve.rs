@@ -33,6 +33,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding the HTTP door to {}", config.http.addr))?;
+        let http_config = config.http_config();
+        // `serve` sets it too; here a name the kernel refuses stops startup.
+        if let Some(cc) = &http_config.tcp_congestion {
+            weir_net::http::set_congestion(&listener, cc).context("configuring the HTTP door")?;
+        }
         tracing::info!(addr = %listener.local_addr()?, "HTTP door listening (Durable Streams at /v1/stream/)");
         let quic = weir_net::quic::QuicServer::bind(engine.clone(), config.quic_config())
             .with_context(|| format!("binding the QUIC door to {}", config.quic.addr))?;
@@ -43,7 +48,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         };
         let http = weir_net::http::serve(
             engine.clone(),
-            config.http_config(),
+            http_config,
             listener,
             stopped(stop_rx.clone()),
         );

@@ -263,6 +263,16 @@ impl Batch {
         &self.raw
     }
 
+    /// Offset of the stored value's first record, visible or not.
+    pub(crate) fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// Whether every record of the stored value is visible.
+    pub(crate) fn is_whole(&self) -> bool {
+        self.start == 0 && self.end == self.count
+    }
+
     /// Index range (start, end) of the visible records within [`Batch::raw`].
     pub fn visible(&self) -> (u32, u32) {
         (self.start, self.end)

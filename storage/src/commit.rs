@@ -343,6 +343,10 @@ impl Committer {
                     live.last_stream_seq = st.last_stream_seq;
                     live.producers.extend(st.producers);
                     hub::publish(&mut live, &st.batches, st.closed);
+                    drop(live);
+                    for b in &st.batches {
+                        self.shared.file_cache.offer(st.stream.id, b);
+                    }
                 }
                 for (reply, res) in g.replies {
                     let _ = reply.send(res);
@@ -468,6 +472,7 @@ impl Committer {
             return Err(e.into());
         }
         self.shared.streams.write().remove(name);
+        self.shared.file_cache.forget(s.id);
         hub::end_all_deleted(&mut s.live.lock());
         crate::fork::release_parent(self, &s);
         Ok(())

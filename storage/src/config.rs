@@ -48,6 +48,11 @@ pub struct EngineConfig {
     pub expiry_interval: Duration,
     /// Size of RocksDB's shared block cache.
     pub block_cache_bytes: usize,
+    /// Disk bound of the file cache that lets the network doors send large
+    /// batches with `sendfile` (see `file_region`); 0 turns it off.
+    pub file_cache_bytes: u64,
+    /// Smallest stored batch (encoded bytes) the file cache copies.
+    pub file_cache_min_batch: usize,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +67,8 @@ impl Default for EngineConfig {
             follower_read_bytes: 1 << 20,
             expiry_interval: Duration::from_secs(1),
             block_cache_bytes: 256 << 20,
+            file_cache_bytes: 2 << 30,
+            file_cache_min_batch: 64 << 10,
         }
     }
 }

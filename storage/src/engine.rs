@@ -19,6 +19,7 @@ use crate::clock::now_ms;
 use crate::commit::{AppendRequest, AppendResult, Command, Committer, CreateOutcome};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
+use crate::file_cache::FileCache;
 use crate::follow::{FollowFrom, Follower};
 use crate::keys::{ALL_CFS, CF_PRODUCERS, CF_STREAMS, CF_WAL, NEXT_ID_KEY};
 use crate::meta::{validate_name, StreamConfig, StreamInfo, StreamMeta};
@@ -30,6 +31,8 @@ use crate::state::StreamState;
 /// State shared by the engine handle, the commit thread, readers and followers.
 pub(crate) struct Shared {
     pub db: DB,
+    /// Copies of large committed batches for zero-copy sends.
+    pub file_cache: FileCache,
     pub config: EngineConfig,
     pub streams: RwLock<BTreeMap<Arc<str>, Arc<StreamState>>>,
     /// Set by the commit thread when it stops; followers check it under the
@@ -88,8 +91,15 @@ impl Engine {
     pub fn open(path: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
         let db = open_db(path.as_ref(), &config)?;
         let (streams, next_id) = recover(&db)?;
+        let file_cache = FileCache::open(
+            path.as_ref(),
+            config.file_cache_bytes,
+            config.file_cache_min_batch,
+        )
+        .map_err(|e| Error::Storage(format!("cannot open the file cache: {e}")))?;
         let shared = Arc::new(Shared {
             db,
+            file_cache,
             config,
             streams: RwLock::new(streams),
             stopped: std::sync::atomic::AtomicBool::new(false),
@@ -279,8 +289,15 @@ impl Engine {
             return Err(Error::OffsetOutOfRange { offset: from, tail });
         }
         s.touch(now_ms());
-        let batches = crate::fork::read_stream(&self.inner.shared.db, &s, from, tail, max_bytes)
-            .map_err(|e| deleted_or(&s, e))?;
+        let batches = crate::fork::read_stream(
+            &self.inner.shared.db,
+            &self.inner.shared.file_cache,
+            &s,
+            from,
+            tail,
+            max_bytes,
+        )
+        .map_err(|e| deleted_or(&s, e))?;
         let next_offset = batches.last().map_or(from, |b| b.next_offset());
         Ok(ReadResult {
             batches,

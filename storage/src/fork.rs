@@ -27,6 +27,7 @@ use crate::codec::{Reader, Writer};
 use crate::commit::{Command, Committer, CreateOutcome};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::file_cache::FileCache;
 use crate::hub;
 use crate::keys::{parse_wal_key, wal_key, CF_FORKS, CF_STREAMS, CF_WAL, NEXT_ID_KEY};
 use crate::meta::{media_type, validate_name, StreamConfig, StreamMeta};
@@ -190,6 +191,7 @@ fn segments(s: &StreamState) -> Vec<Segment> {
 /// into its ancestors' storage for inherited offsets.
 pub(crate) fn read_stream(
     db: &DB,
+    cache: &FileCache,
     s: &StreamState,
     from: u64,
     tail: u64,
@@ -197,7 +199,7 @@ pub(crate) fn read_stream(
 ) -> Result<Vec<Batch>> {
     let segs = segments(s);
     if segs.len() == 1 {
-        return read_range(db, s.id, from, tail, budget);
+        return read_range(db, cache, s.id, from, tail, budget);
     }
     let mut out = Vec::new();
     let mut at = from;
@@ -210,7 +212,7 @@ pub(crate) fn read_stream(
             continue;
         }
         let hi = seg.end.min(tail);
-        for b in read_range(db, seg.sid, at, hi, budget - used)? {
+        for b in read_range(db, cache, seg.sid, at, hi, budget - used)? {
             // An ancestor's batch may run past the inherited range (a fork
             // inside a JSON append): cut it at the segment's end.
             let b = if b.next_offset() > hi {

@@ -7,6 +7,7 @@ use rocksdb::{ReadOptions, DB};
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
+use crate::file_cache::FileCache;
 use crate::keys::{parse_wal_key, wal_key, CF_WAL};
 
 /// What one read returns.
@@ -35,17 +36,30 @@ impl ReadResult {
 }
 
 /// Reads batches of stream `sid` in `[from, tail)` until `budget` record bytes
-/// are gathered (at least one record when any exists).
+/// are gathered (at least one record when any exists). Batches in the file
+/// cache come from there, the rest from RocksDB.
 pub(crate) fn read_range(
     db: &DB,
+    cache: &FileCache,
     sid: u64,
     from: u64,
     tail: u64,
     budget: usize,
 ) -> Result<Vec<Batch>> {
-    let mut out = Vec::new();
+    let mut page = Page {
+        out: Vec::new(),
+        used: 0,
+        expect: from,
+        tail,
+        budget,
+    };
     if from >= tail {
-        return Ok(out);
+        return Ok(page.out);
+    }
+    while let Some((base, raw)) = cache.lookup(sid, page.expect) {
+        if !page.take(sid, &Batch::decode(base, raw)?)? {
+            return Ok(page.out);
+        }
     }
     let cf = db
         .cf_handle(CF_WAL)
@@ -54,13 +68,11 @@ pub(crate) fn read_range(
     opts.set_iterate_lower_bound(wal_key(sid, 0).to_vec());
     opts.set_iterate_upper_bound(wal_key(sid, tail).to_vec());
     let mut it = db.raw_iterator_cf_opt(&cf, opts);
-    // The batch holding `from` starts at or before it.
-    it.seek_for_prev(wal_key(sid, from));
+    // The batch holding `expect` starts at or before it.
+    it.seek_for_prev(wal_key(sid, page.expect));
     if !it.valid() {
-        it.seek(wal_key(sid, from));
+        it.seek(wal_key(sid, page.expect));
     }
-    let mut used = 0usize;
-    let mut expect = from;
     while it.valid() {
         let (Some(k), Some(v)) = (it.key(), it.value()) else {
             break;
@@ -70,37 +82,56 @@ pub(crate) fn read_range(
         if ksid != sid {
             break;
         }
-        let batch = Batch::decode(base, Bytes::copy_from_slice(v))?;
-        if let Some(b) = batch.skip_to(expect) {
-            if b.first_offset() != expect {
-                return Err(Error::Corrupt(format!(
-                    "stream {sid}: gap in wal at offset {expect}"
-                )));
-            }
-            // The first record of a response always goes out (progress);
-            // after that a batch contributes only what fits the budget.
-            let room = budget.saturating_sub(used);
-            if !out.is_empty() && b.truncate(1).data_len() > room {
-                break;
-            }
-            let b = b.fit(room);
-            used += b.data_len();
-            expect = b.next_offset();
-            let partial = b.next_offset() < batch.next_offset();
-            out.push(b);
-            if used >= budget || partial || expect >= tail {
-                break;
-            }
+        if !page.take(sid, &Batch::decode(base, Bytes::copy_from_slice(v))?)? {
+            break;
         }
         it.next();
     }
     it.status()?;
-    if out.is_empty() {
+    if page.out.is_empty() {
         return Err(Error::Corrupt(format!(
             "stream {sid}: no batch covers offset {from} below tail {tail}"
         )));
     }
-    Ok(out)
+    Ok(page.out)
+}
+
+/// A response being gathered: which offset comes next and how much of the
+/// byte budget is spent.
+struct Page {
+    out: Vec<Batch>,
+    used: usize,
+    expect: u64,
+    tail: u64,
+    budget: usize,
+}
+
+impl Page {
+    /// Adds what `batch` holds from the expected offset on, as far as the
+    /// budget allows; false once the page is complete.
+    fn take(&mut self, sid: u64, batch: &Batch) -> Result<bool> {
+        let Some(b) = batch.skip_to(self.expect) else {
+            return Ok(true); // wholly before the offset: the one found by seek_for_prev
+        };
+        if b.first_offset() != self.expect {
+            return Err(Error::Corrupt(format!(
+                "stream {sid}: gap in wal at offset {}",
+                self.expect
+            )));
+        }
+        // The first record of a response always goes out (progress);
+        // after that a batch contributes only what fits the budget.
+        let room = self.budget.saturating_sub(self.used);
+        if !self.out.is_empty() && b.truncate(1).data_len() > room {
+            return Ok(false);
+        }
+        let b = b.fit(room);
+        self.used += b.data_len();
+        self.expect = b.next_offset();
+        let partial = b.next_offset() < batch.next_offset();
+        self.out.push(b);
+        Ok(!(self.used >= self.budget || partial || self.expect >= self.tail))
+    }
 }
 
 /// The tail offset of stream `sid` as recorded in the `wal` column family.

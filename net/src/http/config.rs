@@ -17,6 +17,12 @@ pub struct HttpConfig {
     pub sse_max_duration: Duration,
     /// How long shutdown waits for in-flight requests after stopping accepts.
     pub shutdown_grace: Duration,
+    /// TCP congestion control set on every accepted connection, or `None`
+    /// for the kernel's default. Cubic by default: with BBR (a common system
+    /// default) the kernel paces each 1 MiB read response with timers from a
+    /// rate estimate that the gaps between paged responses keep low, which
+    /// cost catch-up reads half their throughput (`bench/RESULTS.md`).
+    pub tcp_congestion: Option<String>,
     /// The WebSocket door at `/v1/ws` on the same port.
     pub ws: crate::ws::WsConfig,
 }
@@ -29,6 +35,7 @@ impl Default for HttpConfig {
             read_budget_bytes: 1 << 20,
             sse_max_duration: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            tcp_congestion: Some("cubic".into()),
             ws: crate::ws::WsConfig::default(),
         }
     }

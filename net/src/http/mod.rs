@@ -20,6 +20,7 @@ mod delete;
 mod errors;
 mod head;
 mod headers;
+mod io;
 mod json;
 mod long_poll;
 mod offsets;
@@ -33,5 +34,6 @@ mod sse;
 mod subscriptions;
 
 pub use config::HttpConfig;
+pub use io::set_congestion;
 pub use offsets::{format_offset, parse_offset, OffsetParam};
 pub use server::serve;

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use weir_storage::Engine;
 
 use super::config::HttpConfig;
+use super::io::{set_congestion, HttpIo};
 use super::router::{handle, Ctx};
 use super::subscriptions::Subscriptions;
 
@@ -25,6 +26,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    if let Some(cc) = &config.tcp_congestion {
+        set_congestion(&listener, cc)?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
     let ctx = Arc::new(Ctx {
@@ -56,7 +60,7 @@ pub async fn serve(
                 let svc = service_fn(move |req| handle(Arc::clone(&ctx), req));
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .serve_connection(TokioIo::new(io), svc)
+                    .serve_connection(HttpIo::new(io), svc)
                     // `/v1/ws` takes the socket over after its 101 answer.
                     .with_upgrades();
                 let drain = drain.clone();

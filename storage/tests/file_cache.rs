@@ -1,0 +1,163 @@
+//! The file cache of large batches: reads return the same records whether a
+//! batch comes from the cache or from RocksDB, cached bytes are locatable in
+//! a file, and the cache stays within its bound and forgets deleted streams.
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use common::*;
+use weir_storage::file_region;
+
+const LARGE: usize = 200 << 10;
+
+/// Payload `i`: distinct bytes, so a record served from the wrong place
+/// cannot compare equal.
+fn payload(i: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|j| (i * 131 + j * 7 + j / 251) as u8)
+        .collect()
+}
+
+fn append_large(e: &Engine, name: &str, count: usize, len: usize) -> Vec<Vec<u8>> {
+    e.create_stream(name, StreamConfig::new("application/octet-stream"))
+        .unwrap();
+    (0..count)
+        .map(|i| {
+            let p = payload(i, len);
+            e.append(
+                name,
+                AppendRequest {
+                    records: vec![Record::new(p.clone())],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            p
+        })
+        .collect()
+}
+
+/// Every record of `name` in order, and how many were file-backed.
+fn read_all(e: &Engine, name: &str) -> (Vec<Vec<u8>>, usize) {
+    let (mut out, mut in_files, mut at) = (Vec::new(), 0, 0);
+    loop {
+        let r = e.read(name, at, 1 << 20).unwrap();
+        for b in &r.batches {
+            for i in 0..b.len() {
+                let p = b.payload_bytes(i).unwrap();
+                in_files += usize::from(file_region(&p).is_some());
+                out.push(p.to_vec());
+            }
+        }
+        at = r.next_offset;
+        if r.up_to_date() {
+            return (out, in_files);
+        }
+    }
+}
+
+/// Waits (bounded) until `done` holds: the cache is filled by its own thread.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Disk blocks the cache's files really use (they are sparse).
+fn cache_disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::read_dir(dir.join("file-cache")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
+            .sum(),
+        Err(_) => 0,
+    }
+}
+
+fn cache_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("file-cache")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn large_batches_are_served_from_files_with_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(&dir);
+    let expect = append_large(&e, "big", 12, LARGE);
+    eventually("every batch cached", || read_all(&e, "big").1 == 12);
+    let (got, _) = read_all(&e, "big");
+    assert_eq!(got, expect);
+    // A read starting inside the cache behaves as one from RocksDB does.
+    let r = e.read("big", 5, 2 * LARGE + 64).unwrap();
+    assert_eq!(r.batches[0].first_offset(), 5);
+    assert_eq!(r.record_count(), 2);
+    assert_eq!(r.next_offset, 7);
+    assert_eq!(r.batches[1].payload_bytes(0).unwrap(), expect[6]);
+}
+
+#[test]
+fn small_batches_and_a_disabled_cache_stay_out_of_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(&dir);
+    let expect = append_large(&e, "small", 20, 1000);
+    // Give the writer time it does not need, then check nothing was cached.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(read_all(&e, "small"), (expect, 0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let e = open_with(&dir, |c| c.file_cache_bytes = 0);
+    let expect = append_large(&e, "big", 4, LARGE);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(read_all(&e, "big"), (expect, 0));
+    assert!(!dir.path().join("file-cache").exists());
+}
+
+#[test]
+fn the_cache_stays_within_its_bound_and_evicted_batches_come_from_rocksdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 4u64 << 20;
+    let e = open_with(&dir, |c| c.file_cache_bytes = bound);
+    let expect = append_large(&e, "big", 40, 256 << 10);
+    // The newest batch is cached last; once it is, the writer is done.
+    eventually("newest batch cached", || {
+        let r = e.read("big", 39, 1 << 20).unwrap();
+        file_region(&r.batches[0].payload_bytes(0).unwrap()).is_some()
+    });
+    let used = cache_disk_bytes(dir.path());
+    assert!(used <= bound, "cache uses {used} bytes, bound {bound}");
+    let (got, in_files) = read_all(&e, "big");
+    assert_eq!(got, expect);
+    assert!(
+        (1..40).contains(&in_files),
+        "{in_files} of 40 cached: old ones must be evicted, new ones kept"
+    );
+}
+
+#[test]
+fn deleting_a_stream_removes_its_cache_files_and_open_clears_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(&dir);
+    append_large(&e, "gone", 3, LARGE);
+    let kept = append_large(&e, "kept", 3, LARGE);
+    eventually("both streams cached", || cache_files(dir.path()) == 2);
+    e.delete_stream("gone").unwrap();
+    eventually("deleted stream's file removed", || {
+        cache_files(dir.path()) == 1
+    });
+    assert_eq!(read_all(&e, "kept"), (kept.clone(), 3));
+    e.shutdown();
+    drop(e);
+
+    // A crash leaves files behind; the next open starts empty.
+    std::fs::create_dir_all(dir.path().join("file-cache")).unwrap();
+    std::fs::write(dir.path().join("file-cache/left-over.seg"), b"stale").unwrap();
+    let e = open(&dir);
+    assert_eq!(cache_files(dir.path()), 0);
+    assert_eq!(read_all(&e, "kept"), (kept, 0));
+}
