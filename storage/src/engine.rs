@@ -30,9 +30,12 @@ use crate::state::StreamState;
 
 /// State shared by the engine handle, the commit thread, readers and followers.
 pub(crate) struct Shared {
-    pub db: DB,
-    /// Copies of large committed batches for zero-copy sends.
+    /// Copies of large committed batches for zero-copy sends. Declared
+    /// before `db` so it is dropped (and its directory removed) while the
+    /// database lock is still held: a new engine cannot open the directory
+    /// and then lose its fresh cache to this one's cleanup.
     pub file_cache: FileCache,
+    pub db: DB,
     pub config: EngineConfig,
     pub streams: RwLock<BTreeMap<Arc<str>, Arc<StreamState>>>,
     /// Set by the commit thread when it stops; followers check it under the
@@ -98,8 +101,8 @@ impl Engine {
         )
         .map_err(|e| Error::Storage(format!("cannot open the file cache: {e}")))?;
         let shared = Arc::new(Shared {
-            db,
             file_cache,
+            db,
             config,
             streams: RwLock::new(streams),
             stopped: std::sync::atomic::AtomicBool::new(false),

@@ -275,14 +275,24 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Job>) {
+        // Logged when writes start failing (a full disk fails every one),
+        // not once per batch.
+        let mut failing = false;
         while let Ok(job) = rx.recv() {
             match job {
-                Job::Store { sid, batch } => {
-                    if let Err(e) = self.store(sid, &batch) {
-                        // A cache: the batch is read from RocksDB instead.
-                        tracing::warn!(error = %e, "file cache write failed");
+                Job::Store { sid, batch } => match self.store(sid, &batch) {
+                    // A cache: an uncached batch is read from RocksDB instead.
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "file cache writes failing; large batches are read from RocksDB");
+                        failing = true;
                     }
-                }
+                    Err(_) => {}
+                    Ok(()) if failing => {
+                        tracing::info!("file cache writes succeed again");
+                        failing = false;
+                    }
+                    Ok(()) => {}
+                },
                 Job::Forget { sid } => self.forget(sid),
             }
         }
