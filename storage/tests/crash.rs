@@ -214,16 +214,13 @@ fn append_forever(engine: &Engine, log: &Mutex<File>, round: u64, t: usize) {
         };
         let seq = *seqs.entry(stream.clone()).or_insert(0);
         let count = rng.range(1, 8);
+        // One append in sixteen is large enough for the file cache, so kills
+        // also land while its writer thread is filling segment files.
+        let large = rng.range(0, 15) == 0;
         let payloads: Vec<Vec<u8>> = (0..count)
             .map(|i| {
-                payload(
-                    &stream,
-                    &producer,
-                    epoch,
-                    seq,
-                    i,
-                    rng.range(0, 300) as usize,
-                )
+                let filler = if large { 70_000 } else { rng.range(0, 300) };
+                payload(&stream, &producer, epoch, seq, i, filler as usize)
             })
             .collect();
         let req = AppendRequest {
