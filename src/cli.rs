@@ -50,8 +50,9 @@ pub struct ServeArgs {
     /// SSE event (default 1 MiB; at least one record is always sent).
     #[arg(long, env = "WEIR_READ_BUDGET_BYTES")]
     pub read_budget_bytes: Option<usize>,
-    /// TCP congestion control of HTTP connections (default cubic; `system`
-    /// keeps the kernel's default, whatever `net.ipv4.tcp_congestion_control` says).
+    /// TCP congestion control of HTTP connections (default cubic, kept only
+    /// if the kernel allows it; `system` keeps the kernel's default). A name
+    /// given here that the kernel refuses stops startup.
     #[arg(long, env = "WEIR_TCP_CONGESTION")]
     pub tcp_congestion: Option<String>,
     /// Disk bound in MiB of the file cache that lets HTTP reads of large

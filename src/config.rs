@@ -133,8 +133,9 @@ pub struct HttpSection {
     pub read_budget_bytes: usize,
     /// TCP congestion control of accepted connections (a name the kernel
     /// offers, see `net.ipv4.tcp_available_congestion_control`), or
-    /// `"system"` for the kernel's default.
-    pub tcp_congestion: String,
+    /// `"system"` for the kernel's default. Unset: cubic where the kernel
+    /// allows it, with a warning where it does not; set: required.
+    pub tcp_congestion: Option<String>,
 }
 
 impl Default for HttpSection {
@@ -145,7 +146,7 @@ impl Default for HttpSection {
             long_poll_timeout_ms: h.long_poll_timeout.as_millis() as u64,
             max_append_bytes: h.max_append_bytes,
             read_budget_bytes: h.read_budget_bytes,
-            tcp_congestion: h.tcp_congestion.unwrap_or_else(|| "system".into()),
+            tcp_congestion: None,
         }
     }
 }
@@ -227,9 +228,9 @@ impl Config {
             c.storage.file_cache_mb = m;
         }
         if let Some(cc) = &args.tcp_congestion {
-            c.http.tcp_congestion = cc.clone();
+            c.http.tcp_congestion = Some(cc.clone());
         }
-        if c.http.tcp_congestion.is_empty() {
+        if c.http.tcp_congestion.as_deref() == Some("") {
             bail!("[http] tcp_congestion must name an algorithm or be \"system\"");
         }
         if c.http.read_budget_bytes == 0 {
@@ -275,8 +276,11 @@ impl Config {
             long_poll_timeout: Duration::from_millis(self.http.long_poll_timeout_ms),
             max_append_bytes: self.http.max_append_bytes,
             read_budget_bytes: self.http.read_budget_bytes,
-            tcp_congestion: (self.http.tcp_congestion != "system")
-                .then(|| self.http.tcp_congestion.clone()),
+            tcp_congestion: match self.http.tcp_congestion.as_deref() {
+                None => HttpConfig::default().tcp_congestion,
+                Some("system") => None,
+                Some(name) => Some(name.to_string()),
+            },
             ws,
             ..HttpConfig::default()
         }

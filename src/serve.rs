@@ -34,8 +34,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP door to {}", config.http.addr))?;
         let http_config = config.http_config();
-        // `serve` sets it too; here a name the kernel refuses stops startup.
-        if let Some(cc) = &http_config.tcp_congestion {
+        // `serve` sets it too, best effort; a name the operator chose and the
+        // kernel refuses stops startup here instead.
+        if let Some(cc) = config.http.tcp_congestion.as_deref().filter(|c| *c != "system") {
             weir_net::http::set_congestion(&listener, cc).context("configuring the HTTP door")?;
         }
         tracing::info!(addr = %listener.local_addr()?, "HTTP door listening (Durable Streams at /v1/stream/)");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use hyper::{Method, StatusCode};
-use weir_net::http::HttpConfig;
+use weir_net::http::{sendfile_bytes, HttpConfig};
 use weir_storage::file_region;
 
 const OCTETS: &[(&str, &str)] = &[("content-type", "application/octet-stream")];
@@ -102,6 +102,7 @@ async fn a_slow_reader_and_pipelined_requests_get_exact_bytes() {
     let s = Server::start(HttpConfig::default()).await;
     let records = large_stream(&s, 3).await;
     let addr = s.base.trim_start_matches("http://").to_string();
+    let sent_before = sendfile_bytes();
     tokio::task::spawn_blocking(move || {
         let mut sock = std::net::TcpStream::connect(&addr).unwrap();
         // A small receive buffer and pauses make the server's sends partial.
@@ -128,6 +129,13 @@ async fn a_slow_reader_and_pipelined_requests_get_exact_bytes() {
     })
     .await
     .unwrap();
+    // The four bodies went out with sendfile, not from memory (other tests
+    // in this binary only add to the counter).
+    let sent = sendfile_bytes() - sent_before;
+    assert!(
+        sent >= 4 * RECORD as u64,
+        "only {sent} bytes sent with sendfile"
+    );
 }
 
 #[tokio::test]

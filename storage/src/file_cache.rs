@@ -22,6 +22,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
@@ -42,6 +43,9 @@ const SEGMENT_BYTES: usize = 64 << 20;
 const MAX_SEGMENTS: usize = 256;
 /// Batches queued for the writer thread; more are simply not cached.
 const QUEUE: usize = 256;
+/// Bytes of batches queued for the writer thread (they stay referenced
+/// until written); more are simply not cached.
+const QUEUE_BYTES: usize = 64 << 20;
 /// Batch positions are page-aligned so that a mapping could start at any.
 const ALIGN: usize = 4096;
 
@@ -70,20 +74,26 @@ impl FileRegion {
 /// are; they are the same bytes either way.
 pub fn file_region(bytes: &[u8]) -> Option<FileRegion> {
     let start = bytes.as_ptr() as usize;
-    let maps = MAPPINGS.read();
-    let (&base, seg) = maps.range(..=start).next_back()?;
-    let segment = seg.upgrade()?;
-    if start + bytes.len() > base + segment.map.len() {
-        return None;
-    }
+    let (base, segment) = {
+        let maps = MAPPINGS.read();
+        let (&base, (len, seg)) = maps.range(..=start).next_back()?;
+        if start + bytes.len() > base + len {
+            return None;
+        }
+        (base, seg.clone())
+    };
+    // Upgraded only after the lock is released: if this were the last strong
+    // reference, dropping it would take the write lock in `Segment::drop`.
+    let segment = segment.upgrade()?;
     Some(FileRegion {
         segment,
         offset: (start - base) as u64,
     })
 }
 
-/// Every live segment mapping by start address, for [`file_region`].
-static MAPPINGS: RwLock<BTreeMap<usize, Weak<Segment>>> = RwLock::new(BTreeMap::new());
+/// Every live segment mapping by start address, with its length, for
+/// [`file_region`].
+static MAPPINGS: RwLock<BTreeMap<usize, (usize, Weak<Segment>)>> = RwLock::new(BTreeMap::new());
 
 /// One cache file, mapped whole. Unlinked when evicted; its descriptor and
 /// mapping live until the last `Bytes` that points into it is dropped.
@@ -108,7 +118,13 @@ struct Slice {
 
 impl AsRef<[u8]> for Slice {
     fn as_ref(&self) -> &[u8] {
-        &self.segment.map[self.at..self.at + self.len]
+        assert!(self.at + self.len <= self.segment.map.len());
+        // SAFETY: in bounds (checked above) of a mapping that lives as long
+        // as `self.segment`. Built from the pointer rather than by slicing
+        // the whole map, so that no reference covers the ranges the writer
+        // is still filling; this range was written before it was indexed and
+        // is never written again.
+        unsafe { std::slice::from_raw_parts(self.segment.map.as_ptr().add(self.at), self.len) }
     }
 }
 
@@ -137,6 +153,8 @@ enum Job {
 /// The cache handle owned by the engine.
 pub(crate) struct FileCache {
     index: Arc<Mutex<Index>>,
+    /// Bytes of the batches in the writer's queue.
+    queued: Arc<AtomicUsize>,
     min_batch_bytes: usize,
     tx: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -155,9 +173,11 @@ impl FileCache {
             Err(e) => return Err(e),
         }
         let index = Arc::new(Mutex::new(Index::default()));
+        let queued = Arc::new(AtomicUsize::new(0));
         if max_bytes == 0 {
             return Ok(FileCache {
                 index,
+                queued,
                 min_batch_bytes,
                 tx: None,
                 writer: None,
@@ -168,6 +188,7 @@ impl FileCache {
         let (tx, rx) = channel::bounded(QUEUE);
         let writer = Writer {
             index: Arc::clone(&index),
+            queued: Arc::clone(&queued),
             dir: dir.clone(),
             max_bytes,
             segment_bytes: ((max_bytes / 16).min(SEGMENT_BYTES as u64) as usize)
@@ -183,6 +204,7 @@ impl FileCache {
             .spawn(move || writer.run(rx))?;
         Ok(FileCache {
             index,
+            queued,
             min_batch_bytes,
             tx: Some(tx),
             writer: Some(writer),
@@ -195,15 +217,25 @@ impl FileCache {
     /// the commit thread never waits for the cache.
     pub fn offer(&self, sid: u64, batch: &Batch) {
         let Some(tx) = &self.tx else { return };
-        if batch.raw().len() < self.min_batch_bytes || !batch.is_whole() {
+        let len = batch.raw().len();
+        if len < self.min_batch_bytes || !batch.is_whole() {
             return;
         }
+        // Only the commit thread adds, so the check and the add cannot race
+        // with another offer; the writer only subtracts.
+        if self.queued.load(Ordering::Acquire) + len > QUEUE_BYTES {
+            return;
+        }
+        self.queued.fetch_add(len, Ordering::AcqRel);
         let job = Job::Store {
             sid,
             batch: batch.clone(),
         };
-        if let Err(TrySendError::Disconnected(_)) = tx.try_send(job) {
-            tracing::warn!("file cache writer stopped");
+        if let Err(e) = tx.try_send(job) {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            if let TrySendError::Disconnected(_) = e {
+                tracing::warn!("file cache writer stopped");
+            }
         }
     }
 
@@ -216,20 +248,58 @@ impl FileCache {
         }
     }
 
-    /// The cached batch of stream `sid` holding `offset`, as its base
-    /// offset and stored bytes (which [`file_region`] can locate).
-    pub fn lookup(&self, sid: u64, offset: u64) -> Option<(u64, Bytes)> {
-        let index = self.index.lock();
-        let (&base, e) = index.streams.get(&sid)?.range(..=offset).next_back()?;
-        if offset >= e.next_offset {
+    /// The cached batch of stream `sid` holding `offset`, over the cache
+    /// file's mapping (so [`file_region`] can locate its bytes).
+    pub fn lookup(&self, sid: u64, offset: u64) -> Option<Batch> {
+        let (base, raw) = {
+            let index = self.index.lock();
+            let (&base, e) = index.streams.get(&sid)?.range(..=offset).next_back()?;
+            if offset >= e.next_offset {
+                return None;
+            }
+            (base, e.bytes())
+        };
+        decode(base, raw)
+    }
+
+    /// The cached copy of the batch stored at `(sid, base)` whose stored
+    /// value is `len` bytes. Values too small to be cached cost no lookup.
+    pub fn lookup_exact(&self, sid: u64, base: u64, len: usize) -> Option<Batch> {
+        if self.tx.is_none() || len < self.min_batch_bytes {
             return None;
         }
-        let slice = Slice {
-            segment: Arc::clone(&e.segment),
-            at: e.at,
-            len: e.len,
+        let raw = {
+            let index = self.index.lock();
+            let e = index.streams.get(&sid)?.get(&base)?;
+            if e.len != len {
+                return None;
+            }
+            e.bytes()
         };
-        Some((base, Bytes::from_owner(slice)))
+        decode(base, raw)
+    }
+}
+
+/// Validates a cached copy like a value read from RocksDB. Only a damaged
+/// cache file fails, and then the caller reads RocksDB, which has the batch.
+fn decode(base: u64, raw: Bytes) -> Option<Batch> {
+    match Batch::decode(base, raw) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(error = %e, "file cache copy unreadable; reading RocksDB");
+            None
+        }
+    }
+}
+
+impl Entry {
+    /// The cached bytes, keeping the segment mapped while they live.
+    fn bytes(&self) -> Bytes {
+        Bytes::from_owner(Slice {
+            segment: Arc::clone(&self.segment),
+            at: self.at,
+            len: self.len,
+        })
     }
 }
 
@@ -242,6 +312,25 @@ impl Drop for FileCache {
         // Nothing in it is needed again: the next open would remove it anyway.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Creates the file of a segment of `size` bytes and maps it.
+fn create_segment(path: &Path, size: usize) -> io::Result<Segment> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    // Sparse: disk blocks are used only where batches are written, and the
+    // mapping never reaches past the end of the file.
+    file.set_len(size as u64)?;
+    // SAFETY: the file is private to this process's cache directory and is
+    // never truncated while mapped, so the mapping never reaches past its
+    // end. Only the writer changes it, with `write_all_at`, and only at
+    // ranges not yet indexed: a range readers can see is never written
+    // again, and readers only ever form slices of such ranges.
+    let map = unsafe { MmapOptions::new().len(size).map(&file)? };
+    Ok(Segment { file, map })
 }
 
 /// The segment a stream is filling.
@@ -264,6 +353,7 @@ struct Placed {
 /// The writer thread's state: only it creates, fills and evicts segments.
 struct Writer {
     index: Arc<Mutex<Index>>,
+    queued: Arc<AtomicUsize>,
     dir: PathBuf,
     max_bytes: u64,
     segment_bytes: usize,
@@ -280,25 +370,39 @@ impl Writer {
         let mut failing = false;
         while let Ok(job) = rx.recv() {
             match job {
-                Job::Store { sid, batch } => match self.store(sid, &batch) {
-                    // A cache: an uncached batch is read from RocksDB instead.
-                    Err(e) if !failing => {
-                        tracing::warn!(error = %e, "file cache writes failing; large batches are read from RocksDB");
-                        failing = true;
+                Job::Store { sid, batch } => {
+                    let stored = self.store(sid, &batch);
+                    self.queued.fetch_sub(batch.raw().len(), Ordering::AcqRel);
+                    match stored {
+                        // A cache: an uncached batch is read from RocksDB instead.
+                        Err(e) if !failing => {
+                            tracing::warn!(error = %e, "file cache writes failing; large batches are read from RocksDB");
+                            failing = true;
+                        }
+                        Ok(()) if failing => {
+                            tracing::info!("file cache writes succeed again");
+                            failing = false;
+                        }
+                        Err(_) | Ok(()) => {}
                     }
-                    Err(_) => {}
-                    Ok(()) if failing => {
-                        tracing::info!("file cache writes succeed again");
-                        failing = false;
-                    }
-                    Ok(()) => {}
-                },
+                }
                 Job::Forget { sid } => self.forget(sid),
             }
         }
     }
 
     fn store(&mut self, sid: u64, batch: &Batch) -> io::Result<()> {
+        let stored = self.try_store(sid, batch);
+        if stored.is_err() {
+            // A segment that never received a batch (a full disk fails its
+            // first write) is removed, so failures cannot pile up files.
+            self.drop_if_empty(sid);
+        }
+        self.evict();
+        stored
+    }
+
+    fn try_store(&mut self, sid: u64, batch: &Batch) -> io::Result<()> {
         let raw = batch.raw();
         let len = raw.len();
         let fits = self
@@ -333,8 +437,17 @@ impl Writer {
         placed.bases.push(base);
         placed.bytes += padded as u64;
         self.total += padded as u64;
-        self.evict();
         Ok(())
+    }
+
+    fn drop_if_empty(&mut self, sid: u64) {
+        let Some(seq) = self.open.get(&sid).filter(|o| o.used == 0).map(|o| o.seq) else {
+            return;
+        };
+        if let Ok(i) = self.order.binary_search_by_key(&seq, |p| p.seq) {
+            let p = self.order.remove(i).expect("index from binary search");
+            self.drop_placed(p);
+        }
     }
 
     /// Starts a new segment for `sid` with room for at least `len` bytes.
@@ -345,22 +458,17 @@ impl Writer {
         self.next_seq += 1;
         let size = self.segment_bytes.max(len.next_multiple_of(ALIGN));
         let path = self.dir.join(format!("{sid:016x}-{seq:016x}.seg"));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // Sparse: disk blocks are used only where batches are written, and
-        // the mapping never reaches past the end of the file.
-        file.set_len(size as u64)?;
-        // SAFETY: the file is private to this process's cache directory and
-        // is never truncated while mapped; its pages are only written (by
-        // `write_all_at`) before the range is published to readers.
-        let map = unsafe { MmapOptions::new().len(size).map(&file)? };
-        let segment = Arc::new(Segment { file, map });
-        MAPPINGS
-            .write()
-            .insert(segment.map.as_ptr() as usize, Arc::downgrade(&segment));
+        let segment = match create_segment(&path, size) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        MAPPINGS.write().insert(
+            segment.map.as_ptr() as usize,
+            (segment.map.len(), Arc::downgrade(&segment)),
+        );
         self.open.insert(
             sid,
             Open {

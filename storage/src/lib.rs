@@ -4,7 +4,9 @@
 //! RocksDB. Appends go through one commit thread that groups concurrent
 //! requests into one `WriteBatch` and one fsync; reads slice stored batches
 //! without re-encoding; followers get every record after a fence offset
-//! exactly once, first from storage and then live. No sockets here: the
+//! exactly once, first from storage and then live. Large committed batches
+//! are also copied into a bounded file cache, so that a network layer can
+//! send them with `sendfile` (see [`file_region`]). No sockets here: the
 //! network doors live in `weir-net`.
 //!
 //! ```

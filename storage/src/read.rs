@@ -56,8 +56,9 @@ pub(crate) fn read_range(
     if from >= tail {
         return Ok(page.out);
     }
-    while let Some((base, raw)) = cache.lookup(sid, page.expect) {
-        if !page.take(sid, &Batch::decode(base, raw)?)? {
+    // Cached batches first, without even opening a RocksDB iterator.
+    while let Some(batch) = cache.lookup(sid, page.expect) {
+        if !page.take(sid, &batch)? {
             return Ok(page.out);
         }
     }
@@ -82,7 +83,13 @@ pub(crate) fn read_range(
         if ksid != sid {
             break;
         }
-        if !page.take(sid, &Batch::decode(base, Bytes::copy_from_slice(v))?)? {
+        // A batch cached after the page left the cache is still taken from
+        // there: the copy out of RocksDB is what the cache saves.
+        let batch = match cache.lookup_exact(sid, base, v.len()) {
+            Some(b) => b,
+            None => Batch::decode(base, Bytes::copy_from_slice(v))?,
+        };
+        if !page.take(sid, &batch)? {
             break;
         }
         it.next();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::*;
-use weir_storage::file_region;
+use weir_storage::{file_region, ForkRequest};
 
 const LARGE: usize = 200 << 10;
 
@@ -39,15 +39,40 @@ fn append_large(e: &Engine, name: &str, count: usize, len: usize) -> Vec<Vec<u8>
         .collect()
 }
 
-/// Every record of `name` in order, and how many were file-backed.
+/// The bytes `file_region` says `p` is at, read from the file itself.
+fn read_region(p: &[u8]) -> Option<Vec<u8>> {
+    let region = file_region(p)?;
+    let mut buf = vec![0u8; p.len()];
+    // SAFETY: the region keeps its descriptor open; `buf` has `p.len()` bytes.
+    let n = unsafe {
+        libc::pread(
+            region.fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            region.offset() as libc::off_t,
+        )
+    };
+    assert_eq!(n, p.len() as isize, "short read of a cache file");
+    Some(buf)
+}
+
+/// Every record of `name` in order, and how many were file-backed (each
+/// checked to be at the file position `file_region` reports).
 fn read_all(e: &Engine, name: &str) -> (Vec<Vec<u8>>, usize) {
+    read_all_paged(e, name, 1 << 20)
+}
+
+fn read_all_paged(e: &Engine, name: &str, budget: usize) -> (Vec<Vec<u8>>, usize) {
     let (mut out, mut in_files, mut at) = (Vec::new(), 0, 0);
     loop {
-        let r = e.read(name, at, 1 << 20).unwrap();
+        let r = e.read(name, at, budget).unwrap();
         for b in &r.batches {
             for i in 0..b.len() {
                 let p = b.payload_bytes(i).unwrap();
-                in_files += usize::from(file_region(&p).is_some());
+                if let Some(from_file) = read_region(&p) {
+                    assert!(from_file == *p, "file region holds other bytes");
+                    in_files += 1;
+                }
                 out.push(p.to_vec());
             }
         }
@@ -160,4 +185,78 @@ fn deleting_a_stream_removes_its_cache_files_and_open_clears_leftovers() {
     let e = open(&dir);
     assert_eq!(cache_files(dir.path()), 0);
     assert_eq!(read_all(&e, "kept"), (kept, 0));
+}
+
+#[test]
+fn a_page_mixes_cached_and_uncached_batches_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(&dir);
+    e.create_stream("mixed", StreamConfig::new("application/octet-stream"))
+        .unwrap();
+    // Large, large, small, large, small: cached, cached, not, cached, not.
+    let sizes = [LARGE, LARGE, 500, LARGE, 700];
+    let expect: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| payload(i, n))
+        .collect();
+    for p in &expect {
+        let req = AppendRequest {
+            records: vec![Record::new(p.clone())],
+            ..Default::default()
+        };
+        e.append("mixed", req).unwrap();
+    }
+    let cached = |at: u64| {
+        let r = e.read("mixed", at, 1).unwrap();
+        file_region(&r.batches[0].payload_bytes(0).unwrap()).is_some()
+    };
+    // The last large batch is queued last; once it is cached, all are.
+    eventually("large batches cached", || cached(3));
+    assert!(cached(0) && cached(1) && !cached(2) && !cached(4));
+    // One page over everything: cached batches come from the files even
+    // after an uncached one, all in order and without gaps.
+    let r = e.read("mixed", 0, 1 << 30).unwrap();
+    assert_eq!(r.record_count(), 5);
+    let got: Vec<Vec<u8>> = r
+        .batches
+        .iter()
+        .flat_map(|b| (0..b.len()).map(|i| b.payload_bytes(i).unwrap().to_vec()))
+        .collect();
+    assert_eq!(got, expect);
+    let in_files: Vec<bool> = r
+        .batches
+        .iter()
+        .map(|b| file_region(&b.payload_bytes(0).unwrap()).is_some())
+        .collect();
+    assert_eq!(in_files, [true, true, false, true, false]);
+    // Small pages, each starting wherever the last one stopped.
+    assert_eq!(read_all_paged(&e, "mixed", 1).0, expect);
+}
+
+#[test]
+fn forks_read_their_inherited_batches_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(&dir);
+    let expect = append_large(&e, "parent", 6, LARGE);
+    eventually("parent cached", || read_all(&e, "parent").1 == 6);
+    let req = ForkRequest {
+        source: "parent".into(),
+        offset: Some(4),
+        ..Default::default()
+    };
+    futures::executor::block_on(e.fork_stream("child", req)).unwrap();
+    let own = payload(99, LARGE);
+    e.append(
+        "child",
+        AppendRequest {
+            records: vec![Record::new(own.clone())],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut want = expect[..4].to_vec();
+    want.push(own);
+    eventually("child's own batch cached", || read_all(&e, "child").1 == 5);
+    assert_eq!(read_all(&e, "child"), (want, 5));
 }

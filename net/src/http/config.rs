@@ -17,8 +17,10 @@ pub struct HttpConfig {
     pub sse_max_duration: Duration,
     /// How long shutdown waits for in-flight requests after stopping accepts.
     pub shutdown_grace: Duration,
-    /// TCP congestion control set on every accepted connection, or `None`
-    /// for the kernel's default. Cubic by default: with BBR (a common system
+    /// TCP congestion control set on the listener (inherited by every
+    /// accepted connection), or `None` for the kernel's default; if the
+    /// kernel refuses it, `serve` logs a warning and keeps the default.
+    /// Cubic by default: with BBR (a common system
     /// default) the kernel paces each 1 MiB read response with timers from a
     /// rate estimate that the gaps between paged responses keep low, which
     /// cost catch-up reads half their throughput (`bench/RESULTS.md`).

@@ -8,6 +8,7 @@
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{ready, Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -21,6 +22,15 @@ use weir_storage::{file_region, FileRegion};
 const SENDFILE_MIN: usize = 16 << 10;
 /// Most bytes one `sendfile` call offers.
 const SENDFILE_MAX: usize = 256 << 10;
+
+/// Bytes written with `sendfile` by every connection of this process.
+static SENT_FROM_FILES: AtomicU64 = AtomicU64::new(0);
+
+/// How many response bytes this process has sent straight from the file
+/// cache with `sendfile` (the rest went through `writev`).
+pub fn sendfile_bytes() -> u64 {
+    SENT_FROM_FILES.load(Ordering::Relaxed)
+}
 
 /// Sets the TCP congestion control of `socket` to `name`. Set on the
 /// listener, it is inherited by every connection accepted from it.
@@ -88,8 +98,19 @@ impl HttpIo {
                 }
             });
             match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Ok(n) => {
+                    SENT_FROM_FILES.fetch_add(n as u64, Ordering::Relaxed);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }

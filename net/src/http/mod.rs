@@ -34,6 +34,6 @@ mod sse;
 mod subscriptions;
 
 pub use config::HttpConfig;
-pub use io::set_congestion;
+pub use io::{sendfile_bytes, set_congestion};
 pub use offsets::{format_offset, parse_offset, OffsetParam};
 pub use server::serve;

@@ -27,7 +27,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     if let Some(cc) = &config.tcp_congestion {
-        set_congestion(&listener, cc)?;
+        // A tuning: an unprivileged process may not be allowed the
+        // algorithm (`net.ipv4.tcp_allowed_congestion_control`).
+        if let Err(e) = set_congestion(&listener, cc) {
+            tracing::warn!(error = %e, "keeping the kernel's TCP congestion control");
+        }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
