@@ -292,15 +292,8 @@ impl Engine {
             return Err(Error::OffsetOutOfRange { offset: from, tail });
         }
         s.touch(now_ms());
-        let batches = crate::fork::read_stream(
-            &self.inner.shared.db,
-            &self.inner.shared.file_cache,
-            &s,
-            from,
-            tail,
-            max_bytes,
-        )
-        .map_err(|e| deleted_or(&s, e))?;
+        let batches = crate::fork::read_stream(&self.inner.shared, &s, from, tail, max_bytes)
+            .map_err(|e| deleted_or(&s, e))?;
         let next_offset = batches.last().map_or(from, |b| b.next_offset());
         Ok(ReadResult {
             batches,

@@ -107,15 +107,9 @@ impl Follower {
         }
         if self.next < tail {
             let budget = self.shared.config.follower_read_bytes;
-            let batches = crate::fork::read_stream(
-                &self.shared.db,
-                &self.shared.file_cache,
-                &self.stream,
-                self.next,
-                tail,
-                budget,
-            )
-            .map_err(|e| crate::engine::deleted_or(&self.stream, e))?;
+            let batches =
+                crate::fork::read_stream(&self.shared, &self.stream, self.next, tail, budget)
+                    .map_err(|e| crate::engine::deleted_or(&self.stream, e))?;
             self.stream.touch(now_ms());
             for b in batches {
                 self.next = b.next_offset();

@@ -25,9 +25,8 @@ use crate::batch::{self, Batch};
 use crate::clock::now_ms;
 use crate::codec::{Reader, Writer};
 use crate::commit::{Command, Committer, CreateOutcome};
-use crate::engine::Engine;
+use crate::engine::{Engine, Shared};
 use crate::error::{Error, Result};
-use crate::file_cache::FileCache;
 use crate::hub;
 use crate::keys::{parse_wal_key, wal_key, CF_FORKS, CF_STREAMS, CF_WAL, NEXT_ID_KEY};
 use crate::meta::{media_type, validate_name, StreamConfig, StreamMeta};
@@ -190,8 +189,7 @@ fn segments(s: &StreamState) -> Vec<Segment> {
 /// Reads `[from, tail)` of `s` like `read_range`, following a fork's lineage
 /// into its ancestors' storage for inherited offsets.
 pub(crate) fn read_stream(
-    db: &DB,
-    cache: &FileCache,
+    shared: &Shared,
     s: &StreamState,
     from: u64,
     tail: u64,
@@ -199,7 +197,7 @@ pub(crate) fn read_stream(
 ) -> Result<Vec<Batch>> {
     let segs = segments(s);
     if segs.len() == 1 {
-        return read_range(db, cache, s.id, from, tail, budget);
+        return read_range(shared, s.id, from, tail, budget);
     }
     let mut out = Vec::new();
     let mut at = from;
@@ -212,7 +210,7 @@ pub(crate) fn read_stream(
             continue;
         }
         let hi = seg.end.min(tail);
-        for b in read_range(db, cache, seg.sid, at, hi, budget - used)? {
+        for b in read_range(shared, seg.sid, at, hi, budget - used)? {
             // An ancestor's batch may run past the inherited range (a fork
             // inside a JSON append): cut it at the segment's end.
             let b = if b.next_offset() > hi {

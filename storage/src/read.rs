@@ -6,8 +6,8 @@ use bytes::Bytes;
 use rocksdb::{ReadOptions, DB};
 
 use crate::batch::Batch;
+use crate::engine::Shared;
 use crate::error::{Error, Result};
-use crate::file_cache::FileCache;
 use crate::keys::{parse_wal_key, wal_key, CF_WAL};
 
 /// What one read returns.
@@ -39,8 +39,7 @@ impl ReadResult {
 /// are gathered (at least one record when any exists). Batches in the file
 /// cache come from there, the rest from RocksDB.
 pub(crate) fn read_range(
-    db: &DB,
-    cache: &FileCache,
+    shared: &Shared,
     sid: u64,
     from: u64,
     tail: u64,
@@ -57,6 +56,7 @@ pub(crate) fn read_range(
         return Ok(page.out);
     }
     // Cached batches first, without even opening a RocksDB iterator.
+    let (db, cache) = (&shared.db, &shared.file_cache);
     while let Some(batch) = cache.lookup(sid, page.expect) {
         if !page.take(sid, &batch)? {
             return Ok(page.out);

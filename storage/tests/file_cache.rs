@@ -20,20 +20,22 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Appends `p` as a batch of its own.
+fn append_one(e: &Engine, name: &str, p: &[u8]) {
+    let req = AppendRequest {
+        records: vec![Record::new(p.to_vec())],
+        ..Default::default()
+    };
+    e.append(name, req).unwrap();
+}
+
 fn append_large(e: &Engine, name: &str, count: usize, len: usize) -> Vec<Vec<u8>> {
     e.create_stream(name, StreamConfig::new("application/octet-stream"))
         .unwrap();
     (0..count)
         .map(|i| {
             let p = payload(i, len);
-            e.append(
-                name,
-                AppendRequest {
-                    records: vec![Record::new(p.clone())],
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            append_one(e, name, &p);
             p
         })
         .collect()
@@ -62,19 +64,24 @@ fn read_all(e: &Engine, name: &str) -> (Vec<Vec<u8>>, usize) {
     read_all_paged(e, name, 1 << 20)
 }
 
+/// The payloads of one read, in order, as the slices the read returned.
+fn payloads(r: &ReadResult) -> Vec<bytes::Bytes> {
+    r.batches
+        .iter()
+        .flat_map(|b| (0..b.len()).map(|i| b.payload_bytes(i).unwrap()))
+        .collect()
+}
+
 fn read_all_paged(e: &Engine, name: &str, budget: usize) -> (Vec<Vec<u8>>, usize) {
     let (mut out, mut in_files, mut at) = (Vec::new(), 0, 0);
     loop {
         let r = e.read(name, at, budget).unwrap();
-        for b in &r.batches {
-            for i in 0..b.len() {
-                let p = b.payload_bytes(i).unwrap();
-                if let Some(from_file) = read_region(&p) {
-                    assert!(from_file == *p, "file region holds other bytes");
-                    in_files += 1;
-                }
-                out.push(p.to_vec());
+        for p in payloads(&r) {
+            if let Some(from_file) = read_region(&p) {
+                assert!(from_file == *p, "file region holds other bytes");
+                in_files += 1;
             }
+            out.push(p.to_vec());
         }
         at = r.next_offset;
         if r.up_to_date() {
@@ -201,11 +208,7 @@ fn a_page_mixes_cached_and_uncached_batches_in_order() {
         .map(|(i, &n)| payload(i, n))
         .collect();
     for p in &expect {
-        let req = AppendRequest {
-            records: vec![Record::new(p.clone())],
-            ..Default::default()
-        };
-        e.append("mixed", req).unwrap();
+        append_one(&e, "mixed", p);
     }
     let cached = |at: u64| {
         let r = e.read("mixed", at, 1).unwrap();
@@ -218,12 +221,7 @@ fn a_page_mixes_cached_and_uncached_batches_in_order() {
     // after an uncached one, all in order and without gaps.
     let r = e.read("mixed", 0, 1 << 30).unwrap();
     assert_eq!(r.record_count(), 5);
-    let got: Vec<Vec<u8>> = r
-        .batches
-        .iter()
-        .flat_map(|b| (0..b.len()).map(|i| b.payload_bytes(i).unwrap().to_vec()))
-        .collect();
-    assert_eq!(got, expect);
+    assert_eq!(payloads(&r), expect);
     let in_files: Vec<bool> = r
         .batches
         .iter()
@@ -247,14 +245,7 @@ fn forks_read_their_inherited_batches_from_the_cache() {
     };
     futures::executor::block_on(e.fork_stream("child", req)).unwrap();
     let own = payload(99, LARGE);
-    e.append(
-        "child",
-        AppendRequest {
-            records: vec![Record::new(own.clone())],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    append_one(&e, "child", &own);
     let mut want = expect[..4].to_vec();
     want.push(own);
     eventually("child's own batch cached", || read_all(&e, "child").1 == 5);

@@ -149,14 +149,12 @@ impl Write for HttpIo {
             .find_map(|(i, b)| file_region(b).map(|r| (i, r)));
         match cached {
             Some((0, region)) => match ready!(self.poll_sendfile(cx, &region, bufs[0].len())) {
-                Ok(0) => Pin::new(&mut self.inner).poll_write(cx, &bufs[0]),
-                Ok(n) => Poll::Ready(Ok(n)),
-                // Not a socket sendfile can write to (never expected for
-                // TCP): the same bytes from memory.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    Pin::new(&mut self.inner).poll_write(cx, &bufs[0])
-                }
-                Err(e) => Poll::Ready(Err(e)),
+                Ok(n) if n > 0 => Poll::Ready(Ok(n)),
+                Err(e) if e.raw_os_error() != Some(libc::EINVAL) => Poll::Ready(Err(e)),
+                // Nothing sent (the file ended early) or EINVAL (a socket
+                // sendfile cannot write to; never expected for TCP): the
+                // same bytes from memory.
+                _ => Pin::new(&mut self.inner).poll_write(cx, &bufs[0]),
             },
             Some((i, _)) => Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..i]),
             None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
