@@ -53,6 +53,10 @@ pub struct EngineConfig {
     pub file_cache_bytes: u64,
     /// Smallest stored batch (encoded bytes) the file cache copies.
     pub file_cache_min_batch: usize,
+    /// Largest stored size (keys, payloads and per-record framing) of one
+    /// append or create, whatever door it came through; at most 2 GiB, the
+    /// stored batch layout's own bound.
+    pub max_append_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +73,7 @@ impl Default for EngineConfig {
             block_cache_bytes: 256 << 20,
             file_cache_bytes: 2 << 30,
             file_cache_min_batch: 64 << 10,
+            max_append_bytes: u32::MAX as usize / 2,
         }
     }
 }

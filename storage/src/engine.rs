@@ -247,8 +247,17 @@ impl Engine {
             return Err(Error::Invalid("too many records in one append".into()));
         }
         let bytes: usize = crate::batch::encoded_len(records);
-        if bytes > u32::MAX as usize / 2 {
-            return Err(Error::Invalid("append larger than 2 GiB".into()));
+        let limit = self
+            .inner
+            .shared
+            .config
+            .max_append_bytes
+            .min(u32::MAX as usize / 2);
+        if bytes > limit {
+            return Err(Error::Invalid(format!(
+                "append would store {bytes} bytes (keys, payloads and 8 bytes per record), \
+                 more than the {limit}-byte limit"
+            )));
         }
         for r in records {
             if r.key.as_ref().is_some_and(|k| k.len() > max) {

@@ -34,6 +34,14 @@ use crate::read::read_range;
 use crate::record::Record;
 use crate::state::StreamState;
 
+/// Most forks a chain may stack above a plain stream: a fork of a fork
+/// that is already this deep is refused with [`Error::Invalid`]. Every
+/// ancestor that holds records costs a read of its own storage range (an
+/// iterator and a seek, and one stored value decoded) on a read crossing
+/// its part, and deleting a chain collects its soft-deleted ancestors one
+/// level at a time; the cap keeps both bounded whatever a client builds.
+pub const MAX_FORK_DEPTH: usize = 32;
+
 /// How far into the append at the fork offset a fork reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SubOffset {
@@ -268,6 +276,27 @@ fn batch_at(db: &DB, s: &StreamState, offset: u64, tail: u64) -> Result<Option<B
     }))
 }
 
+/// How many forks stand between `s` and the plain stream its chain starts
+/// from (0 for a plain stream), following parent links by name. An
+/// ancestor that no longer resolves (never expected: a parent with forks is
+/// only soft-deleted) ends the walk; the walk itself stops past the cap.
+fn depth(shared: &Shared, s: &StreamState) -> usize {
+    let mut link = s.live.lock().fork.clone();
+    let mut depth = 0;
+    while let Some(l) = link {
+        depth += 1;
+        if depth > MAX_FORK_DEPTH {
+            break;
+        }
+        let parent = shared.streams.read().get(l.parent_name.as_str()).cloned();
+        link = match parent {
+            Some(p) if p.id == l.parent_id => p.live.lock().fork.clone(),
+            _ => None,
+        };
+    }
+    depth
+}
+
 /// Whether an existing stream keeps its name from being created again: a
 /// soft-deleted stream, or an expired one that forks still read.
 pub(crate) fn pins_name(s: &StreamState, now: u64) -> bool {
@@ -385,6 +414,13 @@ pub(crate) fn create_fork(
         expires_at_ms,
     };
     config.validate()?;
+    if depth(&c.shared, &source) >= MAX_FORK_DEPTH {
+        return Err(Error::Invalid(format!(
+            "{} is already {MAX_FORK_DEPTH} forks deep: a fork chain may be at most \
+             {MAX_FORK_DEPTH} forks deep (fork an ancestor instead)",
+            req.source
+        )));
+    }
     let offset = req.offset.unwrap_or(src_tail);
     if offset > src_tail {
         return Err(Error::Invalid(format!(

@@ -66,7 +66,7 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use file_cache::{file_region, FileRegion};
 pub use follow::{FollowFrom, Follower};
-pub use fork::{ForkRequest, SubOffset};
+pub use fork::{ForkRequest, SubOffset, MAX_FORK_DEPTH};
 pub use keys::ALL_CFS;
 pub use meta::{media_type, StreamConfig, StreamInfo};
 pub use producer::ProducerTag;

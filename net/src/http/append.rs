@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use weir_storage::{media_type, AppendRequest, Record};
 
-use super::body::{read_limited, ReadError};
+use super::body::read_limited;
 use super::reply::Reply;
 use super::router::Ctx;
 use super::{errors, headers, json};
@@ -46,12 +46,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
     }
-    let body = match read_limited(body, ctx.config.max_append_bytes).await {
+    let limit = ctx.config.max_append_bytes;
+    let body = match read_limited(body, limit, ctx.config.body_pace).await {
         Ok(b) => b,
-        Err(ReadError::TooLarge) => {
-            return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-        }
-        Err(ReadError::Broken) => return bad("request body could not be read"),
+        Err(e) => return e.reply(limit),
     };
 
     let records = if body.is_empty() {
@@ -91,6 +89,23 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             })
             .collect()
     };
+    // `Stream-Key` is stored with every record, so a JSON array of tiny
+    // elements would multiply a short body by the key length (issue 16):
+    // what the append stores, not what was sent, must fit the body limit.
+    let stored = records.iter().fold(0u64, |n, r: &Record| {
+        n + r.payload.len() as u64 + r.key.as_ref().map_or(0, |k| k.len() as u64)
+    });
+    if stored > ctx.config.max_append_bytes as u64 {
+        return Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "append would store {stored} bytes of keys and payloads (Stream-Key is stored \
+                 with each of the {} records), more than the {}-byte limit",
+                records.len(),
+                ctx.config.max_append_bytes
+            ),
+        );
+    }
     let close_only = records.is_empty();
     let has_producer = producer.is_some();
     let req = AppendRequest {

@@ -5,10 +5,16 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full, Limited};
-use hyper::body::{Frame, Incoming, SizeHint};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::StatusCode;
+use tokio::time::Instant;
+
+use super::reply::Reply;
 
 /// The body type of every response: a full buffer or a stream (SSE).
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -71,13 +77,87 @@ pub enum ReadError {
     TooLarge,
     /// The connection failed mid-body: 400.
     Broken,
+    /// The body arrived slower than [`BodyPace`] allows (or stalled): 408,
+    /// and the connection is closed.
+    TooSlow,
 }
 
-/// Reads a whole request body of at most `limit` bytes.
-pub async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, ReadError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
-        Err(_) => Err(ReadError::Broken),
+/// How slowly a request body may arrive. A body is read for at most
+/// `grace` plus the time its bytes so far would take at `min_rate`, so a
+/// client that announces a large body and sends a trickle, or a chunked
+/// body that never ends, is cut off instead of holding its connection (and
+/// a file descriptor) forever; a body sent at any rate above `min_rate`
+/// after the grace is never cut off. The body size limit bounds the total.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    /// Time every body gets whatever its rate.
+    pub grace: Duration,
+    /// Bytes per second the body must average beyond the grace.
+    pub min_rate: u64,
+}
+
+impl BodyPace {
+    /// When a body that started at `start` and has delivered `received`
+    /// bytes must have delivered its next frame.
+    fn deadline(&self, start: Instant, received: u64) -> Instant {
+        let earned = received as f64 / self.min_rate.max(1) as f64;
+        start + self.grace + Duration::from_secs_f64(earned.min(1e9))
+    }
+}
+
+/// Reads a whole request body of at most `limit` bytes, at the pace `pace`
+/// requires.
+pub async fn read_limited(
+    mut body: Incoming,
+    limit: usize,
+    pace: BodyPace,
+) -> Result<Bytes, ReadError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ReadError::TooLarge);
+    }
+    let start = Instant::now();
+    let mut received = 0u64;
+    let mut out = BytesMut::new();
+    loop {
+        let frame = tokio::time::timeout_at(pace.deadline(start, received), body.frame()).await;
+        let frame = match frame {
+            Err(_) => return Err(ReadError::TooSlow),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(_))) => return Err(ReadError::Broken),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing we store
+        };
+        received += data.len() as u64;
+        if received > limit as u64 {
+            return Err(ReadError::TooLarge);
+        }
+        if out.is_empty() && body.is_end_stream() {
+            return Ok(data); // the common one-frame body, without a copy
+        }
+        out.extend_from_slice(&data);
+    }
+}
+
+impl ReadError {
+    /// The answer to a request whose body failed this way.
+    pub fn reply(&self, limit: usize) -> Reply {
+        match self {
+            ReadError::TooLarge => Reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {limit} bytes"),
+            ),
+            ReadError::Broken => {
+                Reply::error(StatusCode::BAD_REQUEST, "request body could not be read")
+            }
+            // hyper cannot reuse a connection whose body was not read to
+            // its end; saying so lets the client know it is closed.
+            ReadError::TooSlow => Reply::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body arrived too slowly (see body_grace_ms and body_min_rate)",
+            )
+            .header("connection", "close"),
+        }
     }
 }

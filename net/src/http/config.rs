@@ -25,6 +25,14 @@ pub struct HttpConfig {
     /// rate estimate that the gaps between paged responses keep low, which
     /// cost catch-up reads half their throughput (`bench/RESULTS.md`).
     pub tcp_congestion: Option<String>,
+    /// How slowly a PUT or POST body may arrive before the request is
+    /// answered 408 and its connection closed (default: 10 s, then 16 KiB/s
+    /// on average).
+    pub body_pace: super::body::BodyPace,
+    /// Most TCP connections served at once on the HTTP port (WebSocket
+    /// connections, once upgraded, count against `ws.max_connections`
+    /// instead). One more is answered `503` and closed.
+    pub max_connections: usize,
     /// The WebSocket door at `/v1/ws` on the same port.
     pub ws: crate::ws::WsConfig,
 }
@@ -38,6 +46,11 @@ impl Default for HttpConfig {
             sse_max_duration: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             tcp_congestion: Some("cubic".into()),
+            body_pace: super::body::BodyPace {
+                grace: Duration::from_secs(10),
+                min_rate: 16 << 10,
+            },
+            max_connections: 4096,
             ws: crate::ws::WsConfig::default(),
         }
     }

@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use weir_storage::{media_type, ForkRequest, Record, StreamConfig, SubOffset};
 
-use super::body::{read_limited, ReadError};
+use super::body::read_limited;
 use super::headers::{self, strict_uint};
 use super::offsets::{parse_offset, OffsetParam};
 use super::reply::Reply;
@@ -113,12 +113,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Ok(v) => v,
         Err(e) => return bad(e),
     };
-    let body = match read_limited(body, ctx.config.max_append_bytes).await {
+    let limit = ctx.config.max_append_bytes;
+    let body = match read_limited(body, limit, ctx.config.body_pace).await {
         Ok(b) => b,
-        Err(ReadError::TooLarge) => {
-            return Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-        }
-        Err(ReadError::Broken) => return bad("request body could not be read"),
+        Err(e) => return e.reply(limit),
     };
 
     let outcome = match fork {

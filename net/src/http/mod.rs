@@ -22,6 +22,7 @@ mod head;
 mod headers;
 mod io;
 mod json;
+mod limit;
 mod long_poll;
 mod offsets;
 mod query;
@@ -33,7 +34,9 @@ mod server;
 mod sse;
 mod subscriptions;
 
+pub use body::BodyPace;
 pub use config::HttpConfig;
 pub use io::{sendfile_bytes, set_congestion};
+pub use limit::Slots;
 pub use offsets::{format_offset, parse_offset, OffsetParam};
 pub use server::serve;

@@ -28,6 +28,8 @@ pub struct Ctx {
     pub stop: watch::Receiver<bool>,
     /// The reserved subscription API's state.
     pub subs: Arc<Subscriptions>,
+    /// Connection slots of the WebSocket door (upgraded connections).
+    pub ws_slots: Arc<super::limit::Slots>,
 }
 
 /// hyper's service entry point.
@@ -44,10 +46,11 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     if path == crate::ws::PATH {
         let (engine, stop) = (ctx.engine.clone(), ctx.stop.clone());
-        let (mut reply, headers) = match crate::ws::accept(req, engine, &ctx.config.ws, stop) {
-            Ok(h) => (Reply::new(StatusCode::SWITCHING_PROTOCOLS), h),
-            Err(r) => (Reply::error(r.status, r.reason), r.headers),
-        };
+        let (mut reply, headers) =
+            match crate::ws::accept(req, engine, &ctx.config.ws, stop, &ctx.ws_slots) {
+                Ok(h) => (Reply::new(StatusCode::SWITCHING_PROTOCOLS), h),
+                Err(r) => (Reply::error(r.status, r.reason), r.headers),
+            };
         reply.headers_mut().extend(headers);
         return reply;
     }

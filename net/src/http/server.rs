@@ -14,6 +14,7 @@ use weir_storage::Engine;
 
 use super::config::HttpConfig;
 use super::io::{set_congestion, HttpIo};
+use super::limit::Slots;
 use super::router::{handle, Ctx};
 use super::subscriptions::Subscriptions;
 
@@ -35,7 +36,9 @@ pub async fn serve(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
+    let slots = Slots::new(config.max_connections);
     let ctx = Arc::new(Ctx {
+        ws_slots: Arc::new(Slots::new(config.ws.max_connections)),
         subs: Subscriptions::new(),
         engine,
         config,
@@ -58,6 +61,10 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(slot) = slots.try_take() else {
+                    slots.refuse(io);
+                    continue;
+                };
                 let _ = io.set_nodelay(true);
                 let mut stop = ctx.stop.clone();
                 let ctx = Arc::clone(&ctx);
@@ -69,7 +76,7 @@ pub async fn serve(
                     .with_upgrades();
                 let drain = drain.clone();
                 tokio::spawn(async move {
-                    let _drain = drain;
+                    let (_drain, _slot) = (drain, slot);
                     tokio::pin!(conn);
                     let r = tokio::select! {
                         r = conn.as_mut() => r,

@@ -75,6 +75,9 @@ pub struct QuicConfig {
     pub send_buffer_bytes: usize,
     /// How long a shutdown waits for connections to drain before closing them.
     pub shutdown_grace: Duration,
+    /// Most connections open at once; one more is refused during its
+    /// handshake (the client sees QUIC `CONNECTION_REFUSED`).
+    pub max_connections: usize,
 }
 
 impl QuicConfig {
@@ -90,6 +93,7 @@ impl QuicConfig {
             transport: TransportSettings::default(),
             send_buffer_bytes: 8 << 20,
             shutdown_grace: Duration::from_secs(5),
+            max_connections: 4096,
         }
     }
 }
@@ -160,6 +164,11 @@ impl QuicServer {
             tokio::select! {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
+                    if tasks.len() >= self.config.max_connections {
+                        tracing::debug!(limit = self.config.max_connections, "refusing a QUIC connection");
+                        incoming.refuse();
+                        continue;
+                    }
                     let ctx = conn::Ctx {
                         engine: self.engine.clone(),
                         config: Arc::clone(&self.config),

@@ -15,6 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use weir_storage::Engine;
 
 use super::WsConfig;
+use crate::http::Slots;
 
 /// Why an upgrade request was refused: the HTTP answer to send instead.
 #[derive(Debug)]
@@ -46,6 +47,7 @@ pub fn accept(
     engine: Engine,
     config: &WsConfig,
     stop: watch::Receiver<bool>,
+    slots: &Slots,
 ) -> Result<HeaderMap, Refused> {
     if req.method() != Method::GET {
         let mut r = Refused::new(
@@ -93,6 +95,12 @@ pub fn accept(
             "the server is shutting down",
         ));
     }
+    let Some(slot) = slots.try_take() else {
+        return Err(Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is at its limit of concurrent WebSocket connections; retry later",
+        ));
+    };
     let mut out = HeaderMap::new();
     out.insert(UPGRADE, HeaderValue::from_static("websocket"));
     out.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -103,6 +111,7 @@ pub fn accept(
     let upgrading = hyper::upgrade::on(&mut req);
     let config = Arc::new(config.clone());
     tokio::spawn(async move {
+        let _slot = slot;
         let upgraded = match upgrading.await {
             Ok(u) => u,
             Err(e) => {

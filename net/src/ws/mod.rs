@@ -90,6 +90,9 @@ pub struct WsConfig {
     /// requests and subscriptions wait (the per-connection send buffer; the
     /// socket writer adds at most one message and a 128 KiB write buffer).
     pub send_buffer_bytes: usize,
+    /// Most WebSocket connections open at once; one more upgrade request
+    /// is answered `503`.
+    pub max_connections: usize,
     /// Protocol limits of every connection (frame limit, requests and
     /// subscriptions in flight, read budget, session idle timeout).
     pub session: SessionConfig,
@@ -102,6 +105,7 @@ impl Default for WsConfig {
             idle_timeout: Duration::from_secs(60),
             max_message_bytes: crate::proto::DEFAULT_MAX_FRAME as usize + PREFIX_LEN,
             send_buffer_bytes: 4 << 20,
+            max_connections: 4096,
             session: SessionConfig::default(),
         }
     }

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use super::body::read_limited;
+use super::body::{read_limited, ReadError};
 use super::headers;
 use super::query;
 use super::reply::Reply;
@@ -70,13 +70,19 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Reply {
     }
 }
 
-async fn body_json(req: Request<Incoming>) -> Result<Value, ApiError> {
-    let bytes = read_limited(req.into_body(), 1 << 20).await.map_err(|_| {
-        ApiError::new(
+async fn body_json(ctx: &Ctx, req: Request<Incoming>) -> Result<Value, ApiError> {
+    let body = read_limited(req.into_body(), 1 << 20, ctx.config.body_pace).await;
+    let bytes = body.map_err(|e| match e {
+        ReadError::TooSlow => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            "request body arrived too slowly",
+        ),
+        _ => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BODY_TOO_LARGE",
             "request body too large",
-        )
+        ),
     })?;
     if bytes.is_empty() {
         return Ok(json!({}));
@@ -128,7 +134,7 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
     let method = req.method().clone();
     match (method, tail) {
         (Method::PUT, "") => {
-            let body = body_json(req).await?;
+            let body = body_json(ctx, req).await?;
             let (created, view) = subs.put(&ctx.engine, &id, &body, &origin)?;
             let status = if created {
                 StatusCode::CREATED
@@ -146,7 +152,7 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
             Ok(Reply::new(StatusCode::NO_CONTENT))
         }
         (Method::POST, "streams") => {
-            let body = body_json(req).await?;
+            let body = body_json(ctx, req).await?;
             subs.add_streams(&ctx.engine, &id, &body)?;
             Ok(Reply::new(StatusCode::NO_CONTENT))
         }
@@ -165,7 +171,7 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
         }
         (Method::POST, "callback" | "ack") => {
             let token = bearer(&req);
-            let body = body_json(req).await?;
+            let body = body_json(ctx, req).await?;
             let next_wake = subs.ack(&ctx.engine, &id, token.as_deref(), &body)?;
             Ok(Reply::json(
                 StatusCode::OK,
@@ -173,7 +179,7 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
             ))
         }
         (Method::POST, "claim") => {
-            let body = body_json(req).await?;
+            let body = body_json(ctx, req).await?;
             match subs.claim(&id, &body)? {
                 Some(v) => Ok(Reply::json(StatusCode::OK, &v)),
                 None => Ok(Reply::new(StatusCode::NO_CONTENT)),
@@ -181,7 +187,7 @@ async fn dispatch(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Result<Reply
         }
         (Method::POST, "release") => {
             let token = bearer(&req);
-            let body = body_json(req).await?;
+            let body = body_json(ctx, req).await?;
             subs.release(&id, token.as_deref(), &body)?;
             Ok(Reply::new(StatusCode::NO_CONTENT))
         }

@@ -1,0 +1,264 @@
+//! A hostile client against a real server on loopback (issue 16): each probe
+//! tries to make one request cost the server far more than it sent, or to
+//! hold a connection forever, and every probe is bounded in size and time.
+//! After them all the server still answers, and what was written reads
+//! back byte for byte.
+
+mod common;
+mod ws_support;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use hyper::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weir_net::http::{BodyPace, HttpConfig};
+use weir_net::ws::WsConfig;
+use weir_storage::MAX_FORK_DEPTH;
+
+fn config() -> HttpConfig {
+    HttpConfig {
+        body_pace: BodyPace {
+            grace: Duration::from_millis(800),
+            min_rate: 16 << 10,
+        },
+        max_connections: 8,
+        ws: WsConfig {
+            max_connections: 2,
+            ..WsConfig::default()
+        },
+        ..HttpConfig::default()
+    }
+}
+
+async fn create(s: &Server, name: &str, ct: &str) {
+    let r = s
+        .send(
+            Method::PUT,
+            &format!("/v1/stream/{name}"),
+            &[("content-type", ct)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+}
+
+async fn append_text(s: &Server, name: &str, body: &str) {
+    let r = s
+        .send(
+            Method::POST,
+            &format!("/v1/stream/{name}"),
+            &[("content-type", "text/plain")],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+}
+
+/// What the server answers on a raw connection after `request` is sent,
+/// read until it closes; `None` if it did not close within `limit`.
+async fn raw(s: &Server, request: &[u8], limit: Duration) -> Option<String> {
+    let mut c = TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    c.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    match tokio::time::timeout(limit, c.read_to_end(&mut got)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&got).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// Finding 1: a 4 KiB `Stream-Key` on a JSON array of tiny elements used to
+/// be stored once per element (20 KB of body became 20 MB on disk).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_key_cannot_multiply_what_an_append_stores() {
+    let s = Server::start(config()).await;
+    create(&s, "amp", "application/json").await;
+    let key = "k".repeat(4096);
+    let body = format!("[{}]", vec!["0"; 5000].join(","));
+    let r = s
+        .send(
+            Method::POST,
+            "/v1/stream/amp",
+            &[("content-type", "application/json"), ("stream-key", &key)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert!(r.text().contains("Stream-Key"), "{}", r.text());
+    // Nothing was stored; the same body without the key is fine, and so is
+    // the key on an append whose stored size fits.
+    assert_eq!(s.engine.head("amp").unwrap().next_offset, 0);
+    let ok = s
+        .send(
+            Method::POST,
+            "/v1/stream/amp",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text());
+    let small = format!("[{}]", vec!["1"; 100].join(","));
+    let ok = s
+        .send(
+            Method::POST,
+            "/v1/stream/amp",
+            &[("content-type", "application/json"), ("stream-key", &key)],
+            small,
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text());
+    assert_eq!(s.engine.head("amp").unwrap().next_offset, 5100);
+    let read = s.engine.read("amp", 5000, 1 << 20).unwrap();
+    let rec = read.batches[0].get(0).unwrap();
+    assert_eq!((rec.key, rec.payload), (Some(key.as_bytes()), &b"1"[..]));
+}
+
+/// Finding 3: fork chains are capped at a documented depth with a clear
+/// error, and a read at the tip of the deepest chain is exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn fork_chains_are_capped() {
+    let s = Server::start(config()).await;
+    create(&s, "f0", "text/plain").await;
+    append_text(&s, "f0", "r0;").await;
+    for d in 1..=MAX_FORK_DEPTH {
+        let r = s
+            .send(
+                Method::PUT,
+                &format!("/v1/stream/f{d}"),
+                &[
+                    ("content-type", "text/plain"),
+                    ("stream-forked-from", &format!("/v1/stream/f{}", d - 1)),
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "depth {d}: {}", r.text());
+        append_text(&s, &format!("f{d}"), &format!("r{d};")).await;
+    }
+    let r = s
+        .send(
+            Method::PUT,
+            "/v1/stream/too-deep",
+            &[
+                ("content-type", "text/plain"),
+                (
+                    "stream-forked-from",
+                    &format!("/v1/stream/f{MAX_FORK_DEPTH}"),
+                ),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("forks deep"), "{}", r.text());
+    assert_eq!(
+        s.get("/v1/stream/too-deep").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The tip inherits one record from every level, in order.
+    let tip = s
+        .get(&format!("/v1/stream/f{MAX_FORK_DEPTH}?offset=-1"))
+        .await;
+    let want: String = (0..=MAX_FORK_DEPTH).map(|d| format!("r{d};")).collect();
+    assert_eq!(tip.text(), want);
+}
+
+/// Finding 4: a body that announces 10 MB and sends 1 KB, or a chunked
+/// body that never ends, is answered 408 and closed after the grace.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_bodies_are_cut_off() {
+    let s = Server::start(config()).await;
+    create(&s, "slow", "text/plain").await;
+    let started = Instant::now();
+    let trickle = async {
+        let mut req = b"POST /v1/stream/slow HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\n\
+                        content-length: 10000000\r\n\r\n"
+            .to_vec();
+        req.extend(vec![b'a'; 1024]);
+        raw(&s, &req, Duration::from_secs(10)).await
+    };
+    let endless = raw(
+        &s,
+        b"POST /v1/stream/slow HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\n\
+          transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        Duration::from_secs(10),
+    );
+    let (a, b) = tokio::join!(trickle, endless);
+    for got in [a, b] {
+        let got = got.expect("the server closed the connection");
+        assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+        assert!(got.contains("too slowly"), "{got}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.engine.head("slow").unwrap().next_offset, 0);
+    // A body that keeps the pace is taken whole, however long it takes.
+    let mut c = TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let total = 48 << 10;
+    c.write_all(
+        format!(
+            "POST /v1/stream/slow HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\n\
+             content-length: {total}\r\nconnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..6 {
+        c.write_all(&[b'p'; 8 << 10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut got = String::new();
+    c.read_to_string(&mut got).await.unwrap();
+    assert!(got.starts_with("HTTP/1.1 204"), "{got}");
+    assert_eq!(s.engine.head("slow").unwrap().next_offset, 1);
+}
+
+/// Finding 4: each door caps its concurrent connections and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_capped_per_door() {
+    let s = Server::start(config()).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = raw(
+        &s,
+        b"GET /v1/stream/x HTTP/1.1\r\nhost: x\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("refused and closed");
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(
+        got.contains("limit of 8 concurrent HTTP connections"),
+        "{got}"
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.get("/v1/stream/x").await.status, StatusCode::NOT_FOUND);
+
+    // Upgraded WebSockets count against their own cap, not the HTTP one.
+    let a = ws_support::connect(&s.base).await;
+    let b = ws_support::connect(&s.base).await;
+    let third = tokio_tungstenite::connect_async(ws_support::ws_url(&s.base)).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 503);
+        }
+        other => panic!("a third WebSocket: {other:?}"),
+    }
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _again = ws_support::connect(&s.base).await;
+}
