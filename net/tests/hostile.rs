@@ -262,3 +262,108 @@ async fn connections_are_capped_per_door() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _again = ws_support::connect(&s.base).await;
 }
+
+/// Finding 5: slow readers on many connections hold at most the door's
+/// server-wide output budget (plus the connections being closed for it);
+/// the slowest are closed, and a reader that keeps up gets every record.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_readers_share_one_output_budget() {
+    use weir_net::proto::{Message, Subscribe, SubscribeFrom};
+    use weir_net::ws::OutputBudget;
+    use ws_support::*;
+
+    const SILENT: usize = 16;
+    const RECORDS: u64 = 100_000;
+    const PAYLOAD: usize = 200;
+    let per_conn = 256 << 10;
+    let budget = OutputBudget::new(1 << 20);
+    let s = Server::start(HttpConfig {
+        ws: WsConfig {
+            send_buffer_bytes: per_conn,
+            output_budget: budget.clone(),
+            ..WsConfig::default()
+        },
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut writer = binary_client(&s.base).await;
+    send(&mut writer, 2, ws_support::create("fan")).await;
+    assert!(matches!(
+        frame(&mut writer).await.message,
+        Message::Created(_)
+    ));
+    let mut silent = Vec::new();
+    for n in 0..SILENT as u32 {
+        let mut ws = binary_client(&s.base).await;
+        send(&mut ws, 100 + n, subscribe("fan")).await;
+        silent.push(ws);
+    }
+    // The reader that keeps up resumes from its next offset if it is ever
+    // closed (on a loaded machine it may stall too): what it gets must be
+    // every record exactly once, in order.
+    let base = s.base.clone();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let fast = tokio::spawn(async move {
+        let mut next_offset = 0;
+        let mut ready = Some(ready_tx);
+        let mut reconnects = 0;
+        while next_offset < RECORDS {
+            let mut ws = binary_client(&base).await;
+            let from = SubscribeFrom::Offset(next_offset);
+            let sub = Subscribe {
+                stream: "fan".into(),
+                from,
+            };
+            send(&mut ws, 9, Message::Subscribe(sub)).await;
+            loop {
+                let f = match next(&mut ws).await {
+                    Got::Frame(f) => f,
+                    Got::Close(_) | Got::Ended => break,
+                    Got::Json(v) => panic!("{v}"),
+                };
+                match f.message {
+                    Message::Subscribed(_) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Message::Data(b) => {
+                        for r in b.iter() {
+                            assert_eq!(r.offset, next_offset);
+                            assert_eq!(r.payload, payload(r.offset, PAYLOAD).as_slice());
+                            next_offset += 1;
+                        }
+                        if next_offset >= RECORDS {
+                            break;
+                        }
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            reconnects += 1;
+        }
+        reconnects - 1
+    });
+    ready_rx.await.unwrap();
+    append_all(&mut writer, "fan", RECORDS, 100, PAYLOAD).await;
+    let reconnects = tokio::time::timeout(Duration::from_secs(30), fast)
+        .await
+        .expect("the fast reader finished")
+        .unwrap();
+    eprintln!("the reader that keeps up reconnected {reconnects} times");
+    assert!(reconnects <= 2, "{reconnects}");
+    // Without the budget the silent connections hold all of their 16 x 256
+    // KiB at once (4.25 MB measured). With it the total passes the budget
+    // only by what connections being closed have not released yet and what
+    // each holds below a quarter of its buffer (too little to be closed).
+    let (peak, evictions) = (budget.peak(), budget.evictions());
+    eprintln!("peak buffered output {peak} B, {evictions} slow connections closed");
+    assert!(evictions >= 1, "nothing was closed (peak {peak})");
+    assert!(
+        peak < SILENT * per_conn,
+        "peak {peak}: the budget did not hold"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(budget.used() <= budget.limit(), "{}", budget.used());
+    drop(silent);
+}

@@ -76,9 +76,19 @@ pub(super) async fn serve(
 ) {
     let (write, mut read) = ws.split();
     let stats = Arc::new(ConnStats::default());
-    let (shared, rx) = Shared::new(config.send_buffer_bytes, Arc::clone(&stats));
+    let (shared, rx) = Shared::new(
+        config.send_buffer_bytes,
+        Arc::clone(&stats),
+        Arc::clone(&config.output_budget),
+    );
     let (ping_tx, ping_rx) = mpsc::channel(1);
-    let mut writer = tokio::spawn(write_loop(write, rx, ping_rx, Arc::clone(&stats)));
+    let mut writer = tokio::spawn(write_loop(
+        write,
+        rx,
+        ping_rx,
+        Arc::clone(&stats),
+        shared.last_write(),
+    ));
     let transport = WsTransport {
         shared: Arc::clone(&shared),
     };
@@ -117,6 +127,7 @@ pub(super) async fn serve(
             End::new(codes::NORMAL, "connection lost")
         }
         end = watchdog(&heard, &ping_tx, &config) => end,
+        () = shared.evicted() => End::new(codes::POLICY, "too slow: server send budget exceeded"),
         () = session.idle() => End::new(codes::NORMAL, "idle"),
         // A panic while handling a message is a server bug; contain it to
         // this connection and tell the peer with 1011 rather than drop it.
@@ -129,6 +140,15 @@ pub(super) async fn serve(
     // before the close frame.
     shared.close_budget();
     if writer_done {
+        shared.release_eviction();
+        return;
+    }
+    if shared.is_evicted() {
+        // The peer is not reading: its queue, and the close behind it,
+        // would never drain. Dropping the writer releases the queue now.
+        writer.abort();
+        let _ = writer.await;
+        shared.release_eviction();
         return;
     }
     shared.close(end.code, end.reason);

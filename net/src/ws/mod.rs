@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+mod budget;
 mod conn;
 mod handshake;
 mod json;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use crate::proto::{MIN_MAX_FRAME, PREFIX_LEN};
 use crate::session::SessionConfig;
 
+pub use budget::OutputBudget;
 pub use handshake::{accept, Refused};
 
 /// The URL path of the WebSocket door on the HTTP port.
@@ -93,6 +95,12 @@ pub struct WsConfig {
     /// Most WebSocket connections open at once; one more upgrade request
     /// is answered `503`.
     pub max_connections: usize,
+    /// The server-wide budget of queued outgoing messages, shared by every
+    /// connection of the servers given this configuration (clones share
+    /// it); past it the connection with the largest backlog is closed with
+    /// 1008. Its counters are the door's buffered-output metric. Default
+    /// 256 MiB.
+    pub output_budget: std::sync::Arc<OutputBudget>,
     /// Protocol limits of every connection (frame limit, requests and
     /// subscriptions in flight, read budget, session idle timeout).
     pub session: SessionConfig,
@@ -106,6 +114,7 @@ impl Default for WsConfig {
             max_message_bytes: crate::proto::DEFAULT_MAX_FRAME as usize + PREFIX_LEN,
             send_buffer_bytes: 4 << 20,
             max_connections: 4096,
+            output_budget: OutputBudget::new(256 << 20),
             session: SessionConfig::default(),
         }
     }

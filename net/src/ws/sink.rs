@@ -14,7 +14,7 @@
 //! semaphore is fair (first come, first served), so one busy subscription
 //! cannot starve the others of the same connection.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,11 +22,12 @@ use futures::stream::SplitSink;
 use futures::SinkExt;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
+use super::budget::{Charge, OutputBudget};
 use super::json;
 use crate::proto::Encoded;
 use crate::session::{ConnStats, FrameSink, SinkClosed, SubscriptionSink, Transport};
@@ -53,6 +54,7 @@ pub(super) enum Out {
         msg: WsMessage,
         len: usize,
         _permit: OwnedSemaphorePermit,
+        _charge: Charge,
     },
     /// The close frame; the writer sends it after everything queued before
     /// and stops.
@@ -66,6 +68,41 @@ pub(super) struct Shared {
     cap: usize,
     stats: Arc<ConnStats>,
     mode: AtomicU8,
+    output: Arc<OutputBudget>,
+    evicted: AtomicBool,
+    evict_released: AtomicBool,
+    evicted_share: AtomicUsize,
+    evict_signal: Notify,
+    /// When the writer last handed a message to the socket, in
+    /// milliseconds since the connection opened.
+    last_write: Arc<LastWrite>,
+}
+
+/// When a connection's writer last made progress; shared by the writer
+/// (which owns no [`Shared`], so that the queue can end) and the budget.
+#[derive(Debug)]
+pub(super) struct LastWrite {
+    opened: std::time::Instant,
+    at_ms: AtomicU64,
+}
+
+impl LastWrite {
+    fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the writer has gone without writing a message.
+    pub(super) fn stalled(&self) -> std::time::Duration {
+        let at = std::time::Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(at)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.release_eviction();
+    }
 }
 
 impl Shared {
@@ -75,6 +112,7 @@ impl Shared {
     pub(super) fn new(
         send_buffer_bytes: usize,
         stats: Arc<ConnStats>,
+        output: Arc<OutputBudget>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded_channel();
         // At least 64 KiB so that a control message never waits alone; at
@@ -86,8 +124,67 @@ impl Shared {
             cap,
             stats,
             mode: AtomicU8::new(0),
+            output,
+            evicted: AtomicBool::new(false),
+            evict_released: AtomicBool::new(false),
+            evicted_share: AtomicUsize::new(0),
+            last_write: Arc::new(LastWrite {
+                opened: std::time::Instant::now(),
+                at_ms: AtomicU64::new(0),
+            }),
+            evict_signal: Notify::new(),
         };
-        (Arc::new(shared), rx)
+        let shared = Arc::new(shared);
+        shared.output.register(&shared);
+        (shared, rx)
+    }
+
+    /// The connection's own send buffer in bytes.
+    pub(super) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// How long this connection's writer has gone without writing.
+    pub(super) fn stalled(&self) -> std::time::Duration {
+        self.last_write.stalled()
+    }
+
+    /// The progress record the writer task keeps up to date.
+    pub(super) fn last_write(&self) -> Arc<LastWrite> {
+        Arc::clone(&self.last_write)
+    }
+
+    /// Bytes queued on this connection and not yet handed to the socket.
+    pub(super) fn backlog(&self) -> usize {
+        self.cap - self.budget.available_permits().min(self.cap)
+    }
+
+    /// Whether the server-wide budget closed this connection.
+    pub(super) fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
+    }
+
+    /// Asks the connection to close for the server-wide budget; `share` is
+    /// its backlog, which the budget counts as being released.
+    pub(super) fn evict(&self, share: usize) {
+        self.evicted_share.store(share, Ordering::Release);
+        self.evicted.store(true, Ordering::Release);
+        self.evict_signal.notify_one();
+    }
+
+    /// Resolves once [`Shared::evict`] was called.
+    pub(super) async fn evicted(&self) {
+        self.evict_signal.notified().await;
+    }
+
+    /// Tells the server-wide budget, once, that this evicted connection's
+    /// queue is gone, so that it may close another. Called when the
+    /// connection ends, and at the latest when its state is dropped.
+    pub(super) fn release_eviction(&self) {
+        if self.is_evicted() && !self.evict_released.swap(true, Ordering::AcqRel) {
+            self.output
+                .evicted_released(self.evicted_share.load(Ordering::Acquire));
+        }
     }
 
     /// Fixes the connection's mode on its first message; false when a
@@ -149,24 +246,35 @@ pub(crate) struct WsSink {
 impl FrameSink for WsSink {
     async fn send(&mut self, frame: Encoded) -> Result<(), SinkClosed> {
         let s = &self.shared;
+        // Budget first, then the copy into a message: a sender waiting for
+        // budget holds only the shared stored batch, not a copy of its own.
+        let acquire = |n: usize| {
+            // A message larger than the whole budget takes all of it and
+            // goes alone, rather than never.
+            let permits = n.clamp(1, s.cap) as u32;
+            Arc::clone(&s.budget).acquire_many_owned(permits)
+        };
+        let estimate = frame.wire_len();
+        let mut permit = acquire(estimate).await.map_err(|_| SinkClosed)?;
         let msg = if s.json() {
             WsMessage::text(json::reply(&frame))
         } else {
             WsMessage::Binary(frame.to_bytes())
         };
+        drop(frame);
         let len = msg.len();
-        // A message larger than the whole budget takes all of it and goes
-        // alone, rather than never.
-        let permits = len.clamp(1, s.cap) as u32;
-        let permit = Arc::clone(&s.budget)
-            .acquire_many_owned(permits)
-            .await
-            .map_err(|_| SinkClosed)?;
+        let held = estimate.clamp(1, s.cap);
+        if len.clamp(1, s.cap) > held {
+            // The JSON form is longer than the binary estimate.
+            let more = acquire(len.clamp(1, s.cap) - held).await;
+            permit.merge(more.map_err(|_| SinkClosed)?);
+        }
         s.stats.queued(len);
         let out = Out::Message {
             msg,
             len,
             _permit: permit,
+            _charge: s.output.charge(len),
         };
         s.tx.send(out).map_err(|_| {
             s.stats.discarded(len);
@@ -203,15 +311,17 @@ pub(super) async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Out>,
     mut pings: mpsc::Receiver<()>,
     stats: Arc<ConnStats>,
+    progress: Arc<LastWrite>,
 ) -> Option<WsWrite> {
     loop {
         let ok = tokio::select! {
             biased;
             Some(()) = pings.recv() => ws.feed(WsMessage::Ping(Bytes::new())).await.is_ok(),
             out = rx.recv() => match out {
-                Some(Out::Message { msg, len, _permit }) => {
+                Some(Out::Message { msg, len, _permit, _charge }) => {
                     let ok = ws.feed(msg).await.is_ok();
                     stats.written(len);
+                    progress.touch();
                     ok
                 }
                 Some(Out::Close(frame)) => {
