@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use weir_net::http::HttpConfig;
+use weir_net::http::{BodyPace, HttpConfig};
 use weir_net::quic::{Congestion, QuicConfig, TransportSettings};
-use weir_net::ws::WsConfig;
+use weir_net::ws::{OutputBudget, WsConfig};
 use weir_storage::{Durability, EngineConfig};
 
 use crate::cli::ServeArgs;
@@ -58,6 +58,11 @@ pub struct WebSocketSection {
     pub max_message_bytes: usize,
     /// Outgoing bytes one connection may have queued before it waits.
     pub send_buffer_bytes: usize,
+    /// Most WebSocket connections open at once (one more gets 503).
+    pub max_connections: usize,
+    /// Server-wide budget of queued outgoing messages, across connections;
+    /// past it the slowest connections are closed.
+    pub max_buffered_output_bytes: usize,
 }
 
 impl Default for WebSocketSection {
@@ -68,6 +73,8 @@ impl Default for WebSocketSection {
             idle_timeout_ms: w.idle_timeout.as_millis() as u64,
             max_message_bytes: w.max_message_bytes,
             send_buffer_bytes: w.send_buffer_bytes,
+            max_connections: w.max_connections,
+            max_buffered_output_bytes: w.output_budget.limit(),
         }
     }
 }
@@ -99,6 +106,8 @@ pub struct QuicSection {
     /// Interleave streams frame by frame when sending (off: each stream's
     /// queued data goes out before the next one's).
     pub send_fairness: bool,
+    /// Most QUIC connections open at once (one more is refused).
+    pub max_connections: usize,
 }
 
 impl Default for QuicSection {
@@ -115,6 +124,7 @@ impl Default for QuicSection {
             max_request_streams: t.max_request_streams,
             segmentation_offload: t.segmentation_offload,
             send_fairness: t.send_fairness,
+            max_connections: 4096,
         }
     }
 }
@@ -136,6 +146,12 @@ pub struct HttpSection {
     /// `"system"` for the kernel's default. Unset: cubic where the kernel
     /// allows it, with a warning where it does not; set: required.
     pub tcp_congestion: Option<String>,
+    /// Most TCP connections served at once on the HTTP port (one more gets 503).
+    pub max_connections: usize,
+    /// Time every request body gets before its pace is checked, in ms.
+    pub body_grace_ms: u64,
+    /// Bytes per second a request body must average after the grace.
+    pub body_min_rate: u64,
 }
 
 impl Default for HttpSection {
@@ -147,6 +163,9 @@ impl Default for HttpSection {
             max_append_bytes: h.max_append_bytes,
             read_budget_bytes: h.read_budget_bytes,
             tcp_congestion: None,
+            max_connections: h.max_connections,
+            body_grace_ms: h.body_pace.grace.as_millis() as u64,
+            body_min_rate: h.body_pace.min_rate,
         }
     }
 }
@@ -270,6 +289,8 @@ impl Config {
             idle_timeout: Duration::from_millis(self.websocket.idle_timeout_ms),
             max_message_bytes: self.websocket.max_message_bytes,
             send_buffer_bytes: self.websocket.send_buffer_bytes,
+            max_connections: self.websocket.max_connections,
+            output_budget: OutputBudget::new(self.websocket.max_buffered_output_bytes),
             ..WsConfig::default()
         };
         HttpConfig {
@@ -281,6 +302,11 @@ impl Config {
                 Some("system") => None,
                 Some(name) => Some(name.to_string()),
             },
+            max_connections: self.http.max_connections,
+            body_pace: BodyPace {
+                grace: Duration::from_millis(self.http.body_grace_ms),
+                min_rate: self.http.body_min_rate,
+            },
             ws,
             ..HttpConfig::default()
         }
@@ -290,6 +316,7 @@ impl Config {
     pub fn quic_config(&self) -> QuicConfig {
         let mut q = QuicConfig::new(self.quic.addr, self.data_dir.clone());
         q.cert_path = self.quic.cert.clone();
+        q.max_connections = self.quic.max_connections;
         q.key_path = self.quic.key.clone();
         q.transport = TransportSettings {
             congestion: self.quic.congestion,

@@ -367,3 +367,49 @@ async fn slow_readers_share_one_output_budget() {
     assert!(budget.used() <= budget.limit(), "{}", budget.used());
     drop(silent);
 }
+
+/// Finding 4, QUIC door: one connection beyond the cap is refused in its
+/// handshake, and a slot frees when a connection ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn quic_connections_are_capped() {
+    use weir_net::client::{Client, ClientConfig, Trust};
+    use weir_net::quic::{parse_fingerprint, QuicConfig, QuicServer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = weir_storage::Engine::open(dir.path().join("db"), Default::default()).unwrap();
+    let mut config = QuicConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
+    config.max_connections = 1;
+    config.shutdown_grace = Duration::from_secs(1);
+    let server = QuicServer::bind(engine, config).unwrap();
+    let client_config = ClientConfig::new(
+        server.local_addr().unwrap(),
+        Trust::Fingerprint(parse_fingerprint(server.fingerprint()).unwrap()),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let first = Client::connect(client_config.clone()).await.unwrap();
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        Client::connect(client_config.clone()),
+    )
+    .await
+    .expect("refused promptly");
+    let err = second.err().expect("a second connection was refused");
+    eprintln!("second QUIC connection: {err}");
+    drop(first);
+    // The server notices the close and frees the slot.
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(c) = Client::connect(client_config.clone()).await {
+            again = Some(c);
+            break;
+        }
+    }
+    assert!(again.is_some(), "the slot was never freed");
+    drop(again);
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
