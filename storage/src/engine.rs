@@ -194,6 +194,7 @@ impl Engine {
         validate_name(name)?;
         config.validate()?;
         self.validate_records(&records)?;
+        crate::rules::check_records(&config.content_type, &records)?;
         let rx = self.submit(|reply| Command::Create {
             name: name.to_string(),
             config,
@@ -279,6 +280,7 @@ impl Engine {
     pub async fn append_async(&self, name: &str, req: AppendRequest) -> Result<AppendResult> {
         let stream = self.lookup(name)?;
         self.validate_records(&req.records)?;
+        crate::rules::check_records(&stream.config.content_type, &req.records)?;
         if let Some(tag) = &req.producer {
             producer::validate(tag, self.inner.shared.config.max_producer_id_len)?;
         }

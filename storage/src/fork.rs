@@ -550,6 +550,15 @@ impl Engine {
         validate_name(name)?;
         validate_name(&req.source)?;
         self.validate_records(&req.records)?;
+        if !req.records.is_empty() {
+            // A fork has its source's media type (checked on the commit
+            // thread), so the source's content type decides the rules.
+            let content_type = match &req.content_type {
+                Some(ct) => ct.clone(),
+                None => self.lookup(&req.source)?.config.content_type.clone(),
+            };
+            crate::rules::check_records(&content_type, &req.records)?;
+        }
         let rx = self.submit(|reply| Command::Fork {
             name: name.to_string(),
             req,

@@ -56,6 +56,7 @@ mod meta;
 mod producer;
 mod read;
 mod record;
+mod rules;
 mod state;
 
 pub use batch::Batch;
@@ -72,3 +73,4 @@ pub use meta::{media_type, StreamConfig, StreamInfo};
 pub use producer::ProducerTag;
 pub use read::ReadResult;
 pub use record::{Record, RecordRef};
+pub use rules::{check_json, is_json, MAX_JSON_DEPTH};

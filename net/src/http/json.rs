@@ -6,12 +6,9 @@
 
 use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
-use weir_storage::media_type;
 
-/// Whether a content type selects JSON mode.
-pub fn is_json(content_type: &str) -> bool {
-    media_type(content_type) == "application/json"
-}
+/// Whether a content type selects JSON mode: the engine's rule, so every door agrees.
+pub use weir_storage::is_json;
 
 /// Splits a JSON body into messages. `Err` if it is not valid JSON. An empty
 /// array yields no messages (the caller decides whether that is allowed).
