@@ -82,7 +82,7 @@ fn check_follow_result(all: &[(u64, Vec<u8>)], fence: u64, got: &[(u64, Vec<u8>)
 async fn followers_get_every_record_exactly_once_under_concurrent_appends() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, |c| c.durability = Durability::Buffered);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     for i in 0..10 {
         e.append("s", req(&[&format!("pre-{i}")])).unwrap();
     }
@@ -145,7 +145,7 @@ async fn a_follower_whose_queue_overflows_still_gets_every_record_in_order() {
         c.follower_queue = 2;
         c.follower_read_bytes = 64; // small catch-up reads, so catch-up interleaves with live appends
     });
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let mut slow = e.follow("s", FollowFrom::Start).unwrap();
     let fast = tokio::spawn(drain(e.follow("s", FollowFrom::Start).unwrap()));
     let appenders = spawn_appenders(&e, "s", 3, 400);
@@ -189,7 +189,7 @@ async fn a_follower_whose_queue_overflows_still_gets_every_record_in_order() {
 async fn a_follower_on_a_closed_stream_ends_after_the_last_record() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     e.append("s", req(&["a", "b"])).unwrap();
     e.append(
         "s",
@@ -211,7 +211,7 @@ async fn a_follower_on_a_closed_stream_ends_after_the_last_record() {
     assert_eq!((got.len(), err), (0, None));
 
     // Closed while the follower is live.
-    e.create_stream("live", json()).unwrap();
+    e.create_stream("live", opaque()).unwrap();
     let mut f = e.follow("live", FollowFrom::Start).unwrap();
     e.append("live", req(&["1"])).unwrap();
     let b = f.next().await.unwrap().unwrap();
@@ -234,7 +234,7 @@ async fn a_follower_on_a_closed_stream_ends_after_the_last_record() {
     assert_eq!(got, vec![(1, b"2".to_vec()), (2, b"3".to_vec())]);
 
     // An empty close also ends a live follower.
-    e.create_stream("empty-close", json()).unwrap();
+    e.create_stream("empty-close", opaque()).unwrap();
     let f = e.follow("empty-close", FollowFrom::Now).unwrap();
     let waiter = tokio::spawn(drain(f));
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -249,7 +249,7 @@ async fn a_follower_of_a_deleted_stream_yields_not_found() {
     let e = open(&dir);
 
     // Deleted before the first poll.
-    e.create_stream("a", json()).unwrap();
+    e.create_stream("a", opaque()).unwrap();
     e.append("a", req(&["x"])).unwrap();
     let f = e.follow("a", FollowFrom::Start).unwrap();
     e.delete_stream("a").unwrap();
@@ -258,7 +258,7 @@ async fn a_follower_of_a_deleted_stream_yields_not_found() {
     assert_eq!(err, Some(Error::NotFound));
 
     // Deleted while the follower waits live, after it got the stored records.
-    e.create_stream("b", json()).unwrap();
+    e.create_stream("b", opaque()).unwrap();
     e.append("b", req(&["1", "2"])).unwrap();
     let mut f = e.follow("b", FollowFrom::Start).unwrap();
     let mut seen = 0;
@@ -273,10 +273,10 @@ async fn a_follower_of_a_deleted_stream_yields_not_found() {
     assert_eq!(err, Some(Error::NotFound));
 
     // A follower of the old stream does not see a recreated one.
-    e.create_stream("c", json()).unwrap();
+    e.create_stream("c", opaque()).unwrap();
     let f = e.follow("c", FollowFrom::Now).unwrap();
     e.delete_stream("c").unwrap();
-    e.create_stream("c", json()).unwrap();
+    e.create_stream("c", opaque()).unwrap();
     e.append("c", req(&["new"])).unwrap();
     let (got, err) = drain(f).await;
     assert!(got.is_empty());
@@ -287,7 +287,7 @@ async fn a_follower_of_a_deleted_stream_yields_not_found() {
 async fn a_follower_of_an_expired_stream_yields_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, fast_reaper);
-    let mut cfg = json();
+    let mut cfg = opaque();
     cfg.expires_at_ms = Some(now_ms() + 1_000);
     e.create_stream("s", cfg).unwrap();
     e.append("s", req(&["a"])).unwrap();
@@ -302,7 +302,7 @@ async fn a_follower_of_an_expired_stream_yields_not_found() {
 async fn many_followers_share_one_stream() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, |c| c.durability = Durability::Buffered);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let tasks: Vec<_> = (0..32)
         .map(|_| tokio::spawn(drain(e.follow("s", FollowFrom::Start).unwrap())))
         .collect();
@@ -326,7 +326,7 @@ fn reads_racing_a_delete_see_records_or_not_found() {
     let e = open_with(&dir, |c| c.durability = Durability::Buffered);
     let mut unexpected = Vec::new();
     for round in 0..300 {
-        e.create_stream("s", json()).unwrap();
+        e.create_stream("s", opaque()).unwrap();
         for i in 0..4 {
             e.append("s", req(&[&format!("{i}a"), &format!("{i}b")]))
                 .unwrap();
@@ -384,7 +384,7 @@ fn reads_racing_a_delete_see_records_or_not_found() {
 fn shutdown_ends_a_follower_waiting_live() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     e.append("s", req(&["1"])).unwrap();
     let mut f = e.follow("s", FollowFrom::Start).unwrap();
     futures::executor::block_on(async {

@@ -11,7 +11,7 @@ use common::*;
 fn delete_removes_the_stream_and_a_recreated_one_starts_empty() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let old_id = e.head("s").unwrap().id;
     e.append("s", tagged(&["a", "b", "c"], "p", 0, 0)).unwrap();
     e.append(
@@ -71,7 +71,7 @@ fn delete_leaves_other_streams_alone() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
     for n in ["a", "b", "c"] {
-        e.create_stream(n, json()).unwrap();
+        e.create_stream(n, opaque()).unwrap();
         e.append(n, req(&[n, n])).unwrap();
         e.append(n, tagged(&[n], "p", 0, 0)).unwrap();
     }
@@ -90,10 +90,10 @@ fn delete_leaves_other_streams_alone() {
 fn stream_with_expiry_in_the_past_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, fast_reaper);
-    let mut cfg = json();
+    let mut cfg = opaque();
     cfg.expires_at_ms = Some(now_ms() - 1_000);
     e.create_stream("gone", cfg.clone()).unwrap();
-    e.create_stream("kept", json()).unwrap();
+    e.create_stream("kept", opaque()).unwrap();
     assert_eq!(e.head("gone"), Err(Error::NotFound));
     assert_eq!(e.append("gone", req(&["x"])), Err(Error::NotFound));
     assert!(matches!(e.read("gone", 0, 10), Err(Error::NotFound)));
@@ -109,7 +109,7 @@ fn stream_with_expiry_in_the_past_is_not_found() {
         ["kept"]
     );
     // Creating it again makes a fresh stream.
-    let mut later = json();
+    let mut later = opaque();
     later.expires_at_ms = Some(now_ms() + 3_600_000);
     let out = e.create_stream("gone", later).unwrap();
     assert!(out.created);
@@ -122,7 +122,7 @@ fn stream_with_expiry_in_the_past_is_not_found() {
 fn stream_with_an_absolute_expiry_disappears_when_it_passes() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, fast_reaper);
-    let mut cfg = json();
+    let mut cfg = opaque();
     cfg.expires_at_ms = Some(now_ms() + 1_000);
     e.create_stream("s", cfg.clone()).unwrap();
     e.append("s", req(&["a"])).unwrap();
@@ -134,7 +134,7 @@ fn stream_with_an_absolute_expiry_disappears_when_it_passes() {
     assert_eq!(e.head("s"), Err(Error::NotFound));
     assert_eq!(e.append("s", req(&["b"])), Err(Error::NotFound));
     // Recreating with the same name gives an empty stream at offset 0.
-    let out = e.create_stream("s", json()).unwrap();
+    let out = e.create_stream("s", opaque()).unwrap();
     assert!(out.created);
     assert_eq!(e.append("s", req(&["c"])).unwrap().first_offset, 0);
     assert_eq!(payloads(&read_all(&e, "s")), ["c"]);
@@ -144,10 +144,10 @@ fn stream_with_an_absolute_expiry_disappears_when_it_passes() {
 fn stream_with_a_ttl_expires_after_idling_and_is_removed_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, fast_reaper);
-    let mut cfg = json();
+    let mut cfg = opaque();
     cfg.ttl_secs = Some(1);
     e.create_stream("t", cfg).unwrap();
-    e.create_stream("forever", json()).unwrap();
+    e.create_stream("forever", opaque()).unwrap();
     e.append("t", tagged(&["a"], "p", 0, 0)).unwrap();
     let last_access = now_ms();
     assert_eq!(e.head("t").unwrap().next_offset, 1);
@@ -167,7 +167,7 @@ fn stream_with_a_ttl_expires_after_idling_and_is_removed_from_disk() {
     let e = open_with(&dir, fast_reaper);
     assert_eq!(e.head("t"), Err(Error::NotFound));
     assert_eq!(e.head("forever").unwrap().next_offset, 0);
-    let mut cfg = json();
+    let mut cfg = opaque();
     cfg.ttl_secs = Some(1);
     let out = e.create_stream("t", cfg).unwrap();
     assert!(out.created);
@@ -180,7 +180,7 @@ fn stream_with_a_ttl_expires_after_idling_and_is_removed_from_disk() {
 fn ttl_slides_with_reads_and_appends() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, fast_reaper);
-    let mut cfg = json();
+    let mut cfg = opaque();
     cfg.ttl_secs = Some(1);
     e.create_stream("t", cfg).unwrap();
     // Touch the stream every 200 ms for well over one TTL: it stays alive.
@@ -206,10 +206,10 @@ fn ttl_slides_with_reads_and_appends() {
 fn reopen_restores_records_tails_flags_and_producers() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("open", json()).unwrap();
+    e.create_stream("open", opaque()).unwrap();
     e.create_stream("closed", StreamConfig::new("text/plain"))
         .unwrap();
-    e.create_stream("empty", json()).unwrap();
+    e.create_stream("empty", opaque()).unwrap();
     let mut expected = Vec::new();
     let mut last = None;
     for seq in 0..=10u64 {
@@ -322,7 +322,7 @@ fn reopen_restores_records_tails_flags_and_producers() {
         expected.push(body.clone());
         last = Some((seq + 1, vec![body], res));
         // A new stream gets an id never used before.
-        let created = e.create_stream(&format!("new-{round}"), json()).unwrap();
+        let created = e.create_stream(&format!("new-{round}"), opaque()).unwrap();
         assert!(created.created);
         assert!(created.info.id > *ids.iter().max().unwrap() + round);
     }
@@ -332,14 +332,14 @@ fn reopen_restores_records_tails_flags_and_producers() {
 fn reopen_after_buffered_appends_and_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, |c| c.durability = Durability::Buffered);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     for i in 0..100 {
         e.append("s", req(&[&i.to_string()])).unwrap();
     }
     e.shutdown();
     assert_eq!(e.append("s", req(&["late"])), Err(Error::ShutDown));
     assert_eq!(
-        e.create_stream("t", json()).map(|_| ()),
+        e.create_stream("t", opaque()).map(|_| ()),
         Err(Error::ShutDown)
     );
     // Reads still work after shutdown.

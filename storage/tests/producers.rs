@@ -11,7 +11,7 @@ use common::*;
 fn producer_duplicate_returns_the_original_result_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     e.append("s", req(&["x"])).unwrap();
     let first = e.append("s", tagged(&["a", "b"], "p", 0, 0)).unwrap();
     assert_eq!(
@@ -61,7 +61,7 @@ fn producer_duplicate_returns_the_original_result_without_writing() {
 fn producer_sequence_gap_and_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
 
     // An unknown producer must start at 0.
     assert_eq!(
@@ -116,8 +116,8 @@ fn producer_sequence_gap_and_epochs() {
 fn producer_state_is_per_stream() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s1", json()).unwrap();
-    e.create_stream("s2", json()).unwrap();
+    e.create_stream("s1", opaque()).unwrap();
+    e.create_stream("s2", opaque()).unwrap();
     e.append("s1", tagged(&["a"], "p", 0, 0)).unwrap();
     let on_s2 = e.append("s2", tagged(&["a"], "p", 0, 0)).unwrap();
     assert!(!on_s2.duplicate);
@@ -129,7 +129,7 @@ fn producer_retries_in_one_commit_group_are_deduplicated() {
     // Many concurrent submissions of the same tags: each seq is written once.
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, |c| c.durability = Durability::Buffered);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     futures::executor::block_on(async {
         for seq in 0..20u64 {
             let futs: Vec<_> = (0..8)

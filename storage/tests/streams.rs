@@ -13,14 +13,14 @@ fn create_is_idempotent_and_conflicts_on_a_different_config() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
 
-    let first = e.create_stream("s", json()).unwrap();
+    let first = e.create_stream("s", opaque()).unwrap();
     assert!(first.created);
     assert_eq!(first.info.name, "s");
     assert_eq!(first.info.next_offset, 0);
     assert!(!first.info.closed);
 
     e.append("s", req(&["1", "2"])).unwrap();
-    let again = e.create_stream("s", json()).unwrap();
+    let again = e.create_stream("s", opaque()).unwrap();
     assert!(!again.created, "same config must be an idempotent create");
     assert_eq!(again.info.id, first.info.id);
     assert_eq!(
@@ -32,7 +32,7 @@ fn create_is_idempotent_and_conflicts_on_a_different_config() {
         e.create_stream("s", StreamConfig::new("text/plain")),
         Err(Error::ConfigConflict)
     );
-    let mut ttl = json();
+    let mut ttl = opaque();
     ttl.ttl_secs = Some(60);
     assert_eq!(e.create_stream("s", ttl), Err(Error::ConfigConflict));
     assert_eq!(e.head("s").unwrap().next_offset, 2);
@@ -43,22 +43,22 @@ fn create_rejects_invalid_names_and_configs() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
     assert!(matches!(
-        e.create_stream("", json()),
+        e.create_stream("", opaque()),
         Err(Error::Invalid(_))
     ));
     assert!(matches!(
-        e.create_stream("a\0b", json()),
+        e.create_stream("a\0b", opaque()),
         Err(Error::Invalid(_))
     ));
     assert!(matches!(
-        e.create_stream(&"x".repeat(1025), json()),
+        e.create_stream(&"x".repeat(1025), opaque()),
         Err(Error::Invalid(_))
     ));
     assert!(matches!(
         e.create_stream("s", StreamConfig::new("")),
         Err(Error::Invalid(_))
     ));
-    let mut both = json();
+    let mut both = opaque();
     both.ttl_secs = Some(1);
     both.expires_at_ms = Some(now_ms() + 60_000);
     assert!(matches!(e.create_stream("s", both), Err(Error::Invalid(_))));
@@ -72,7 +72,7 @@ fn create_with_initial_records_and_closed() {
     let e = open(&dir);
     let out = futures::executor::block_on(e.create_stream_with(
         "s",
-        json(),
+        opaque(),
         recs(&["a", "b", "c"]),
         true,
     ))
@@ -92,7 +92,7 @@ fn list_streams_pages_in_name_order() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
     for n in ["c", "a", "d", "b"] {
-        e.create_stream(n, json()).unwrap();
+        e.create_stream(n, opaque()).unwrap();
     }
     let names =
         |v: Vec<weir_storage::StreamInfo>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
@@ -108,7 +108,7 @@ fn list_streams_pages_in_name_order() {
 fn append_offsets_are_dense_from_zero() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let mut expect = 0u64;
     for n in [1usize, 3, 1, 5, 2] {
         let p: Vec<String> = (0..n).map(|i| format!("{expect}-{i}")).collect();
@@ -141,7 +141,7 @@ fn append_offsets_are_dense_from_zero() {
 fn empty_append_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     assert_eq!(
         e.append("s", AppendRequest::default()),
         Err(Error::EmptyAppend)
@@ -165,7 +165,7 @@ fn append_to_a_missing_stream_is_not_found() {
 fn keys_and_payloads_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let records = vec![
         Record::keyed("k1", "v1"),
         Record::new(""),
@@ -200,7 +200,7 @@ fn keys_and_payloads_round_trip() {
 fn read_from_the_middle_of_a_batch_slices_it() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     e.append("s", req(&["a0", "a1"])).unwrap();
     e.append("s", req(&["b0", "b1", "b2", "b3", "b4"])).unwrap(); // offsets 2..7
     e.append("s", req(&["c0"])).unwrap(); // offset 7
@@ -233,7 +233,7 @@ fn read_from_the_middle_of_a_batch_slices_it() {
 fn read_at_the_tail_is_empty_and_past_the_tail_is_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let r = e.read("s", 0, 100).unwrap();
     assert!(r.batches.is_empty());
     assert_eq!((r.next_offset, r.tail), (0, 0));
@@ -264,7 +264,7 @@ fn read_at_the_tail_is_empty_and_past_the_tail_is_out_of_range() {
 fn read_returns_at_least_one_record_even_over_budget() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let big = "x".repeat(1000);
     e.append("s", req(&[&big, &big])).unwrap();
     for budget in [0usize, 1, 10, 999] {
@@ -288,7 +288,7 @@ fn returned_bytes(r: &ReadResult) -> usize {
 fn read_respects_the_byte_budget_within_one_batch() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     // Ten 100-byte payloads in one batch: each record is 104 stored bytes.
     let p = "y".repeat(100);
     let many: Vec<&str> = (0..10).map(|_| p.as_str()).collect();
@@ -326,7 +326,7 @@ fn read_respects_the_byte_budget_within_one_batch() {
 fn read_respects_the_byte_budget_across_batches() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     e.append("s", req(&["small"])).unwrap(); // 9 stored bytes
     let big = "z".repeat(1000);
     e.append("s", req(&[&big])).unwrap(); // 1004 stored bytes
@@ -345,7 +345,7 @@ fn read_respects_the_byte_budget_across_batches() {
 fn closed_stream_rejects_appends_and_close_again_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let res = e
         .append(
             "s",
@@ -393,7 +393,7 @@ fn closed_stream_rejects_appends_and_close_again_is_idempotent() {
 fn close_without_records_closes_an_open_stream() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     e.append("s", req(&["a"])).unwrap();
     let res = e.append("s", close_req()).unwrap();
     assert_eq!(
@@ -410,7 +410,8 @@ fn close_without_records_closes_an_open_stream() {
 fn content_type_must_match_the_stream() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", StreamConfig::new("application/json"))
+        .unwrap();
     let with_ct = |ct: &str| AppendRequest {
         records: recs(&["{}"]),
         content_type: Some(ct.to_string()),
@@ -447,7 +448,7 @@ fn content_type_must_match_the_stream() {
 fn stream_seq_must_strictly_increase_bytewise() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    e.create_stream("s", json()).unwrap();
+    e.create_stream("s", opaque()).unwrap();
     let with_seq = |s: &str| AppendRequest {
         records: recs(&[s]),
         stream_seq: Some(s.as_bytes().to_vec()),

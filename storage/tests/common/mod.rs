@@ -22,8 +22,9 @@ pub fn open_with(dir: &tempfile::TempDir, f: impl FnOnce(&mut EngineConfig)) -> 
     Engine::open(dir.path(), cfg).expect("open engine")
 }
 
-pub fn json() -> StreamConfig {
-    StreamConfig::new("application/json")
+/// A stream with no content rules, for tests whose payloads are arbitrary text.
+pub fn opaque() -> StreamConfig {
+    StreamConfig::new("application/octet-stream")
 }
 
 pub fn recs(payloads: &[&str]) -> Vec<Record> {
