@@ -18,7 +18,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Open the data directory and serve it until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Check a stopped server's data directory: recompute every state
+    /// stream's state from its log and compare it with the stored state.
+    /// Exits 0 when everything agrees, 1 on any difference, 2 on errors.
+    Verify(VerifyArgs),
+}
+
+/// Flags of `weir verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Data directory to check (the server must be stopped: the directory is locked while open).
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 /// Flags of `weir serve`; unset ones fall back to the config file, then to defaults.

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod logging;
 mod serve;
+mod verify;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -14,6 +15,7 @@ static GLOBAL: MiMalloc = MiMalloc;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
+        cli::Command::Verify(args) => verify::run(&args),
         cli::Command::Serve(args) => {
             let config = match config::Config::load(&args) {
                 Ok(c) => c,

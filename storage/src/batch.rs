@@ -9,7 +9,8 @@
 //! u64 append_time_ms
 //! u32 end[count]       end of record i within the data region
 //! data                 record i = u32 key_tag | key | payload
-//!                      key_tag 0 = no key, otherwise key length + 1
+//!                      key_tag bits 0..31: 0 = no key, otherwise key length + 1
+//!                      key_tag bit 31: tombstone (only with a key)
 //! ```
 
 use bytes::Bytes;
@@ -19,6 +20,8 @@ use crate::record::{Record, RecordRef};
 
 const VERSION: u8 = 1;
 const HEADER: usize = 1 + 4 + 8;
+/// Bit of a record's key tag marking a tombstone; keys are far shorter than 2^31.
+pub(crate) const TOMBSTONE_BIT: u32 = 1 << 31;
 
 /// Encodes `records` (at least one) with their commit time into one stored value.
 pub fn encode(records: &[Record], append_time_ms: u64) -> Vec<u8> {
@@ -36,7 +39,10 @@ pub fn encode(records: &[Record], append_time_ms: u64) -> Vec<u8> {
         out.extend_from_slice(&end.to_le_bytes());
     }
     for r in records {
-        let tag = r.key.as_ref().map_or(0, |k| k.len() as u32 + 1);
+        let mut tag = r.key.as_ref().map_or(0, |k| k.len() as u32 + 1);
+        if r.tombstone && tag != 0 {
+            tag |= TOMBSTONE_BIT;
+        }
         out.extend_from_slice(&tag.to_le_bytes());
         if let Some(k) = &r.key {
             out.extend_from_slice(k);
@@ -105,7 +111,11 @@ impl Batch {
                 return Err(bad("record end out of order or out of bounds"));
             }
             let tag_at = data_start + prev;
-            let tag = u32::from_le_bytes(raw[tag_at..tag_at + 4].try_into().expect("4 bytes"));
+            let raw_tag = u32::from_le_bytes(raw[tag_at..tag_at + 4].try_into().expect("4 bytes"));
+            let tag = raw_tag & !TOMBSTONE_BIT;
+            if raw_tag & TOMBSTONE_BIT != 0 && tag == 0 {
+                return Err(bad("tombstone without a key"));
+            }
             if tag != 0 && (tag as usize - 1) > end - prev - 4 {
                 return Err(bad("record key longer than the record"));
             }
@@ -177,15 +187,17 @@ impl Batch {
         (ds + from, ds + self.end_of(i))
     }
 
-    /// (key range, payload range) of stored record `i` within `raw`.
-    fn parts(&self, i: u32) -> (Option<(usize, usize)>, (usize, usize)) {
+    /// (key range, payload range, tombstone) of stored record `i` within `raw`.
+    fn parts(&self, i: u32) -> (Option<(usize, usize)>, (usize, usize), bool) {
         let (from, to) = self.span(i);
-        let tag = u32::from_le_bytes(self.raw[from..from + 4].try_into().expect("4 bytes"));
+        let raw_tag = u32::from_le_bytes(self.raw[from..from + 4].try_into().expect("4 bytes"));
+        let tag = raw_tag & !TOMBSTONE_BIT;
+        let tombstone = raw_tag & TOMBSTONE_BIT != 0;
         if tag == 0 {
-            (None, (from + 4, to))
+            (None, (from + 4, to), false)
         } else {
             let kend = from + 4 + (tag as usize - 1);
-            (Some((from + 4, kend)), (kend, to))
+            (Some((from + 4, kend)), (kend, to), tombstone)
         }
     }
 
@@ -195,12 +207,13 @@ impl Batch {
             return None;
         }
         let idx = self.start + i as u32;
-        let (key, (ps, pe)) = self.parts(idx);
+        let (key, (ps, pe), tombstone) = self.parts(idx);
         Some(RecordRef {
             offset: self.base_offset + idx as u64,
             append_time_ms: self.append_time_ms(),
             key: key.map(|(ks, ke)| &self.raw[ks..ke]),
             payload: &self.raw[ps..pe],
+            tombstone,
         })
     }
 
@@ -209,7 +222,7 @@ impl Batch {
         if i >= self.len() {
             return None;
         }
-        let (_, (ps, pe)) = self.parts(self.start + i as u32);
+        let (_, (ps, pe), _) = self.parts(self.start + i as u32);
         Some(self.raw.slice(ps..pe))
     }
 
@@ -326,6 +339,23 @@ mod tests {
     }
 
     #[test]
+    fn tombstones_round_trip_and_need_a_key() {
+        let recs = vec![
+            Record::tombstone(&b"gone"[..]),
+            Record::keyed(&b"k"[..], &b"v"[..]),
+        ];
+        let b = Batch::decode(0, Bytes::from(encode(&recs, 1))).unwrap();
+        let v: Vec<_> = b.iter().collect();
+        assert!(v[0].tombstone && !v[1].tombstone);
+        assert_eq!(v[0].key, Some(&b"gone"[..]));
+        // A tombstone flag on a keyless record is damage, not data.
+        let mut raw = encode(&[Record::new(&b"x"[..])], 1);
+        let tag_at = HEADER + 4;
+        raw[tag_at..tag_at + 4].copy_from_slice(&TOMBSTONE_BIT.to_le_bytes());
+        assert!(Batch::decode(0, Bytes::from(raw)).is_err());
+    }
+
+    #[test]
     fn rejects_damaged_values() {
         let raw = encode(&recs(), 1);
         for cut in 0..raw.len() {
@@ -350,7 +380,7 @@ mod tests {
             (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
              proptest::collection::vec(any::<u8>(), 0..32)), 1..20)) {
             let records: Vec<Record> = items.iter().map(|(k, p)| Record {
-                key: k.clone().map(Bytes::from), payload: Bytes::from(p.clone()) }).collect();
+                key: k.clone().map(Bytes::from), payload: Bytes::from(p.clone()), tombstone: false }).collect();
             let b = Batch::decode(5, Bytes::from(encode(&records, 3))).unwrap();
             prop_assert_eq!(b.len(), records.len());
             for (r, got) in records.iter().zip(b.iter()) {

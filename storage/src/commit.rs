@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam::channel::Receiver;
+use crossbeam::channel::{Receiver, Sender};
 use futures::channel::oneshot;
 use rocksdb::{WriteBatch, WriteOptions};
 
@@ -27,7 +27,8 @@ use crate::keys::{
 use crate::meta::{media_type, StreamConfig, StreamInfo, StreamMeta};
 use crate::producer::{self, ProducerCheck, ProducerState, ProducerTag};
 use crate::record::Record;
-use crate::state::StreamState;
+use crate::state::{self, ChunkOutcome, KvStatus, StateMode, StateStatus};
+use crate::stream::StreamState;
 
 /// One append as submitted by a client.
 #[derive(Debug, Clone, Default)]
@@ -74,14 +75,30 @@ pub(crate) enum Command {
     Append {
         stream: Arc<StreamState>,
         req: AppendRequest,
+        /// The append's state changes, derived on the caller's thread.
+        ops: Option<state::ops::Ops>,
         reply: Reply<AppendResult>,
     },
     Create {
         name: String,
         config: StreamConfig,
+        state: StateMode,
         records: Vec<Record>,
         close: bool,
         reply: Reply<CreateOutcome>,
+    },
+    /// Changes a stream's state mode (and stored profile).
+    SetState {
+        name: String,
+        mode: StateMode,
+        profile: Option<String>,
+        reply: Reply<StateStatus>,
+    },
+    /// One chunk of a background state build.
+    StateChunk {
+        stream: Arc<StreamState>,
+        chunk: state::Chunk,
+        reply: Reply<ChunkOutcome>,
     },
     Fork {
         name: String,
@@ -108,6 +125,7 @@ struct Staged {
     batches: Vec<Batch>,
     meta_dirty: bool,
     deleted: bool,
+    kv: KvStatus,
 }
 
 /// The group being assembled.
@@ -117,23 +135,32 @@ struct Group {
     staged: HashMap<u64, Staged>,
     order: Vec<u64>,
     replies: Vec<(Reply<AppendResult>, Result<AppendResult>)>,
+    chunk_replies: Vec<(Reply<ChunkOutcome>, ChunkOutcome)>,
     bytes: usize,
 }
 
 pub(crate) struct Committer {
     pub(crate) shared: Arc<Shared>,
     rx: Receiver<Command>,
+    /// For state builders, which talk to this thread through the same queue.
+    pub(crate) tx: Sender<Command>,
     pub(crate) next_id: u64,
     pub(crate) write_opts: WriteOptions,
 }
 
 impl Committer {
-    pub fn new(shared: Arc<Shared>, rx: Receiver<Command>, next_id: u64) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<Command>,
+        tx: Sender<Command>,
+        next_id: u64,
+    ) -> Self {
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(shared.config.durability == Durability::Sync);
         Committer {
             shared,
             rx,
+            tx,
             next_id,
             write_opts,
         }
@@ -146,20 +173,56 @@ impl Committer {
             let mut next = Some(first);
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Command::Append { stream, req, reply } => {
+                    Command::Append {
+                        stream,
+                        req,
+                        ops,
+                        reply,
+                    } => {
                         group.bytes += batch::encoded_len(&req.records);
-                        let res = self.stage_append(&mut group, &stream, req);
+                        let res = self.stage_append(&mut group, &stream, req, ops);
                         group.replies.push((reply, res));
+                    }
+                    Command::StateChunk {
+                        stream,
+                        chunk,
+                        reply,
+                    } => {
+                        let st = Self::staged(&mut group.staged, &mut group.order, &stream);
+                        let outcome = if st.deleted {
+                            ChunkOutcome::Stale
+                        } else {
+                            let tail = st.next_offset;
+                            state::stage_chunk(
+                                &self.shared,
+                                &mut group.wb,
+                                &mut st.kv,
+                                stream.id,
+                                &chunk,
+                                tail,
+                            )
+                        };
+                        group.chunk_replies.push((reply, outcome));
                     }
                     Command::Create {
                         name,
                         config,
+                        state,
                         records,
                         close,
                         reply,
                     } => {
                         self.flush(&mut group);
-                        let _ = reply.send(self.create(&name, config, records, close));
+                        let _ = reply.send(self.create(&name, config, state, records, close));
+                    }
+                    Command::SetState {
+                        name,
+                        mode,
+                        profile,
+                        reply,
+                    } => {
+                        self.flush(&mut group);
+                        let _ = reply.send(self.set_state(&name, mode, profile));
                     }
                     Command::Fork { name, req, reply } => {
                         self.flush(&mut group);
@@ -191,17 +254,19 @@ impl Committer {
         }
     }
 
-    fn stage_append(
-        &self,
-        g: &mut Group,
+    /// The stream's staged state in this group, staged from its live state
+    /// on first use. Takes the group's fields apart so the caller can keep
+    /// writing to the batch meanwhile.
+    fn staged<'g>(
+        staged: &'g mut HashMap<u64, Staged>,
+        order: &mut Vec<u64>,
         stream: &Arc<StreamState>,
-        req: AppendRequest,
-    ) -> Result<AppendResult> {
-        let st = match g.staged.entry(stream.id) {
+    ) -> &'g mut Staged {
+        match staged.entry(stream.id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let live = stream.live.lock();
-                g.order.push(stream.id);
+                order.push(stream.id);
                 e.insert(Staged {
                     stream: stream.clone(),
                     next_offset: live.next_offset,
@@ -211,9 +276,20 @@ impl Committer {
                     batches: Vec::new(),
                     meta_dirty: false,
                     deleted: live.deleted,
+                    kv: live.kv.clone(),
                 })
             }
-        };
+        }
+    }
+
+    fn stage_append(
+        &self,
+        g: &mut Group,
+        stream: &Arc<StreamState>,
+        req: AppendRequest,
+        ops: Option<state::ops::Ops>,
+    ) -> Result<AppendResult> {
+        let st = Self::staged(&mut g.staged, &mut g.order, stream);
         if st.deleted {
             return Err(Error::NotFound);
         }
@@ -271,6 +347,15 @@ impl Committer {
         if !req.records.is_empty() {
             let raw = batch::encode(&req.records, now_ms());
             g.wb.put_cf(&self.shared.cf(CF_WAL), wal_key(stream.id, first), &raw);
+            state::stage(
+                &self.shared,
+                &mut g.wb,
+                &st.kv,
+                stream.id,
+                first,
+                &req.records,
+                ops.as_ref(),
+            );
             st.batches
                 .push(Batch::from_encoded(first, Bytes::from(raw)));
             st.next_offset += req.records.len() as u64;
@@ -313,9 +398,12 @@ impl Committer {
     fn flush(&self, g: &mut Group) {
         let mut g = std::mem::take(g);
         for id in &g.order {
-            let st = &g.staged[id];
+            let st = g.staged.get_mut(id).expect("staged stream");
+            state::finish(&self.shared, &mut g.wb, &mut st.kv, *id, st.next_offset);
             if st.meta_dirty {
-                let meta = st.stream.meta(st.closed, st.last_stream_seq.clone());
+                let meta = st
+                    .stream
+                    .meta(st.closed, st.last_stream_seq.clone(), &st.kv);
                 g.wb.put_cf(
                     &self.shared.cf(CF_STREAMS),
                     st.stream.name.as_bytes(),
@@ -342,6 +430,7 @@ impl Committer {
                     live.closed = st.closed;
                     live.last_stream_seq = st.last_stream_seq;
                     live.producers.extend(st.producers);
+                    live.kv = st.kv;
                     hub::publish(&mut live, &st.batches, st.closed);
                     drop(live);
                     for b in &st.batches {
@@ -351,12 +440,18 @@ impl Committer {
                 for (reply, res) in g.replies {
                     let _ = reply.send(res);
                 }
+                for (reply, outcome) in g.chunk_replies {
+                    let _ = reply.send(Ok(outcome));
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit group write failed");
                 let err = Error::from(e);
                 for (reply, res) in g.replies {
                     let _ = reply.send(res.and(Err(err.clone())));
+                }
+                for (reply, _) in g.chunk_replies {
+                    let _ = reply.send(Err(err.clone()));
                 }
             }
         }
@@ -366,6 +461,7 @@ impl Committer {
         &mut self,
         name: &str,
         config: StreamConfig,
+        mode: StateMode,
         records: Vec<Record>,
         close: bool,
     ) -> Result<CreateOutcome> {
@@ -376,7 +472,10 @@ impl Committer {
                 return Err(Error::ConfigConflict);
             }
             if !s.is_expired(now) {
-                if s.config != config {
+                // A create that names no state mode matches any: the mode
+                // may have been set after creation.
+                let mode_differs = mode != StateMode::None && s.live.lock().kv.mode != mode;
+                if s.config != config || mode_differs {
                     return Err(Error::ConfigConflict);
                 }
                 return Ok(CreateOutcome {
@@ -393,9 +492,12 @@ impl Committer {
             created_at_ms: now,
             closed: close,
             last_stream_seq: None,
+            state: mode,
+            profile: None,
         };
         let mut wb = WriteBatch::default();
         wb.put_cf(&self.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
+        let kv = state::stage_create(&self.shared, &mut wb, id, mode, &records);
         wb.put_cf(
             &self.shared.cf(CF_STREAMS),
             NEXT_ID_KEY,
@@ -410,7 +512,55 @@ impl Committer {
             );
         }
         self.shared.db.write_opt(wb, &self.write_opts)?;
-        Ok(self.install(name, meta, n, now, |_| {}))
+        Ok(self.install(name, meta, n, now, |s| s.live.lock().kv = kv))
+    }
+
+    /// Changes a stream's state mode: the old state is removed, and a
+    /// stream with history starts building the new one in the background.
+    /// Setting the same mode again only stores the new profile.
+    fn set_state(
+        &mut self,
+        name: &str,
+        mode: StateMode,
+        profile: Option<String>,
+    ) -> Result<StateStatus> {
+        let s = self
+            .shared
+            .streams
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        let (closed, seq, old, tail) = {
+            let l = s.live.lock();
+            if l.deleted || l.soft_deleted {
+                return Err(Error::NotFound);
+            }
+            (
+                l.closed,
+                l.last_stream_seq.clone(),
+                l.kv.clone(),
+                l.next_offset,
+            )
+        };
+        state::check_mode(&s.config.content_type, mode)?;
+        let mut wb = WriteBatch::default();
+        let mut kv = if old.mode == mode {
+            old.clone()
+        } else {
+            state::stage_mode_change(&self.shared, &mut wb, s.id, &old, mode, tail)
+        };
+        kv.profile = profile.map(std::sync::Arc::from);
+        let meta = s.meta(closed, seq, &kv);
+        wb.put_cf(&self.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
+        self.shared.db.write_opt(wb, &self.write_opts)?;
+        let status = kv.status();
+        let (building, generation) = (kv.building, kv.generation);
+        s.live.lock().kv = kv;
+        if building {
+            state::spawn_builder(Arc::clone(&self.shared), self.tx.clone(), s, generation);
+        }
+        Ok(status)
     }
 
     /// Makes a stream whose creation was just written visible by name and

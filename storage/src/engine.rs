@@ -26,7 +26,8 @@ use crate::meta::{validate_name, StreamConfig, StreamInfo, StreamMeta};
 use crate::producer::{self, ProducerState};
 use crate::read::{recover_tail, ReadResult};
 use crate::record::Record;
-use crate::state::StreamState;
+use crate::state::StateMode;
+use crate::stream::StreamState;
 
 /// State shared by the engine handle, the commit thread, readers and followers.
 pub(crate) struct Shared {
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     /// Set by the commit thread when it stops; followers check it under the
     /// stream lock before going live, so none waits forever after shutdown.
     pub stopped: std::sync::atomic::AtomicBool,
+    /// State builder threads, joined when the engine stops.
+    pub builders: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -64,11 +67,11 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        stop(&self.tx, &self.threads);
+        stop(&self.shared, &self.tx, &self.threads);
     }
 }
 
-fn stop(tx: &Sender<Command>, threads: &Mutex<Threads>) {
+fn stop(shared: &Shared, tx: &Sender<Command>, threads: &Mutex<Threads>) {
     let mut t = threads.lock();
     if let Some((stop, h)) = t.reaper.take() {
         drop(stop);
@@ -78,6 +81,9 @@ fn stop(tx: &Sender<Command>, threads: &Mutex<Threads>) {
         let _ = tx.send(Command::Shutdown);
         let _ = h.join();
     }
+    // Builders end once the commit thread is gone (their sends and replies fail).
+    let builders = std::mem::take(&mut *shared.builders.lock());
+    crate::state::join_builders(builders);
 }
 
 /// An open data directory. Cheap to clone; all clones share one engine, which
@@ -106,14 +112,27 @@ impl Engine {
             config,
             streams: RwLock::new(streams),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            builders: Mutex::new(Vec::new()),
         });
         let (tx, rx) = channel::bounded(shared.config.commit_queue.max(1));
-        let committer = Committer::new(Arc::clone(&shared), rx, next_id);
+        let committer = Committer::new(Arc::clone(&shared), rx, tx.clone(), next_id);
         let commit = std::thread::Builder::new()
             .name("weir-commit".into())
             .spawn(move || committer.run())
             .map_err(|e| Error::Storage(format!("cannot start commit thread: {e}")))?;
         let reaper = spawn_reaper(Arc::clone(&shared), tx.clone())?;
+        // Builds interrupted by a restart continue where their marker says.
+        let building: Vec<_> = shared
+            .streams
+            .read()
+            .values()
+            .filter(|s| s.live.lock().kv.building)
+            .cloned()
+            .collect();
+        for s in building {
+            let generation = s.live.lock().kv.generation;
+            crate::state::spawn_builder(Arc::clone(&shared), tx.clone(), s, generation);
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 shared,
@@ -134,7 +153,7 @@ impl Engine {
     /// Stops the reaper, writes every queued request and stops the commit
     /// thread. Later mutations fail with [`Error::ShutDown`]; reads still work.
     pub fn shutdown(&self) {
-        stop(&self.inner.tx, &self.inner.threads);
+        stop(&self.inner.shared, &self.inner.tx, &self.inner.threads);
     }
 
     pub(crate) fn submit<T>(
@@ -150,6 +169,10 @@ impl Engine {
 
     pub(crate) async fn wait<T>(rx: oneshot::Receiver<Result<T>>) -> Result<T> {
         rx.await.unwrap_or(Err(Error::ShutDown))
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
     }
 
     /// Looks a live stream up; an expired one counts as absent and is queued for removal.
@@ -191,13 +214,31 @@ impl Engine {
         records: Vec<Record>,
         close: bool,
     ) -> Result<CreateOutcome> {
+        self.create_stream_in_mode(name, config, StateMode::None, records, close)
+            .await
+    }
+
+    /// [`Engine::create_stream_with`] for a stream that keeps key-value
+    /// state from its first record on. A repeated create naming a mode must
+    /// name the stream's current one; naming none matches any.
+    pub async fn create_stream_in_mode(
+        &self,
+        name: &str,
+        config: StreamConfig,
+        state: StateMode,
+        records: Vec<Record>,
+        close: bool,
+    ) -> Result<CreateOutcome> {
         validate_name(name)?;
         config.validate()?;
         self.validate_records(&records)?;
         crate::rules::check_records(&config.content_type, &records)?;
+        crate::state::check_mode(&config.content_type, state)?;
+        crate::state::ops::derive(state, &records)?;
         let rx = self.submit(|reply| Command::Create {
             name: name.to_string(),
             config,
+            state,
             records,
             close,
             reply,
@@ -281,13 +322,20 @@ impl Engine {
         let stream = self.lookup(name)?;
         self.validate_records(&req.records)?;
         crate::rules::check_records(&stream.config.content_type, &req.records)?;
+        let mode = stream.live.lock().kv.mode;
+        let ops = crate::state::ops::derive(mode, &req.records)?;
         if let Some(tag) = &req.producer {
             producer::validate(tag, self.inner.shared.config.max_producer_id_len)?;
         }
         if req.records.is_empty() && !req.close {
             return Err(Error::EmptyAppend);
         }
-        let rx = self.submit(|reply| Command::Append { stream, req, reply });
+        let rx = self.submit(|reply| Command::Append {
+            stream,
+            req,
+            ops,
+            reply,
+        });
         Self::wait(rx).await
     }
 
@@ -412,6 +460,7 @@ fn recover(db: &DB) -> Result<Recovered> {
         }
     }
     crate::fork::recover(db, &by_id)?;
+    crate::state::recover(db, &by_id)?;
     Ok((map, next_id))
 }
 

@@ -70,6 +70,17 @@ pub enum Error {
     /// Input that breaks a documented limit or format (name, key, producer id, config).
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A state read (get, scan, snapshot) on a stream that keeps no state.
+    #[error("stream keeps no key-value state (its state mode is none)")]
+    NotStateStream,
+    /// The stream's state is still being built from its history.
+    #[error("stream state is being built: {done} of {total} records applied")]
+    StateBuilding {
+        /// Records of the history applied so far.
+        done: u64,
+        /// The tail the build is heading for when the read was refused.
+        total: u64,
+    },
     /// The engine has been shut down; no new operations are accepted.
     #[error("engine is shut down")]
     ShutDown,

@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::hub::{self, End, Subscriber};
-use crate::state::StreamState;
+use crate::stream::StreamState;
 
 /// Where a follower starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use crate::keys::{parse_wal_key, wal_key, CF_FORKS, CF_STREAMS, CF_WAL, NEXT_ID_
 use crate::meta::{media_type, validate_name, StreamConfig, StreamMeta};
 use crate::read::read_range;
 use crate::record::Record;
-use crate::state::StreamState;
+use crate::stream::StreamState;
 
 /// Most forks a chain may stack above a plain stream: a fork of a fork
 /// that is already this deep is refused with [`Error::Invalid`]. Every
@@ -389,9 +389,9 @@ pub(crate) fn create_fork(
         .cloned()
         .filter(|s| !s.is_expired(now))
         .ok_or(Error::NotFound)?;
-    let (src_tail, src_dead) = {
+    let (src_tail, src_dead, mode) = {
         let l = source.live.lock();
-        (l.next_offset, l.soft_deleted)
+        (l.next_offset, l.soft_deleted, l.kv.mode)
     };
     if src_dead {
         return Err(Error::ConfigConflict);
@@ -479,6 +479,7 @@ pub(crate) fn create_fork(
             let rec = Record {
                 key: r.key.map(Bytes::copy_from_slice),
                 payload: Bytes::copy_from_slice(&r.payload[..n as usize]),
+                tombstone: r.tombstone,
             };
             (offset, Some(rec))
         }
@@ -507,6 +508,8 @@ pub(crate) fn create_fork(
         created_at_ms: now,
         closed: req.close,
         last_stream_seq: None,
+        state: mode,
+        profile: None,
     };
     let mut wb = WriteBatch::default();
     wb.put_cf(&c.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
@@ -533,11 +536,30 @@ pub(crate) fn create_fork(
         );
         next += req.records.len() as u64;
     }
+    // A fork of a state stream keeps the same kind of state, built from
+    // its history in the background like a stream whose state is turned on.
+    let kv = crate::state::stage_mode_change(
+        &c.shared,
+        &mut wb,
+        id,
+        &crate::state::KvStatus::default(),
+        mode,
+        next,
+    );
+    let (building, generation) = (kv.building, kv.generation);
     c.shared.db.write_opt(wb, &c.write_opts)?;
     source.live.lock().children += 1;
-    Ok(c.install(name, meta, next, now, |s| {
-        s.live.lock().fork = Some(Arc::new(link));
-    }))
+    let out = c.install(name, meta, next, now, |s| {
+        let mut live = s.live.lock();
+        live.fork = Some(Arc::new(link));
+        live.kv = kv;
+    });
+    if building {
+        if let Some(s) = c.shared.streams.read().get(name).cloned() {
+            crate::state::spawn_builder(Arc::clone(&c.shared), c.tx.clone(), s, generation);
+        }
+    }
+    Ok(out)
 }
 
 impl Engine {
@@ -553,11 +575,14 @@ impl Engine {
         if !req.records.is_empty() {
             // A fork has its source's media type (checked on the commit
             // thread), so the source's content type decides the rules.
+            let source = self.lookup(&req.source)?;
             let content_type = match &req.content_type {
                 Some(ct) => ct.clone(),
-                None => self.lookup(&req.source)?.config.content_type.clone(),
+                None => source.config.content_type.clone(),
             };
             crate::rules::check_records(&content_type, &req.records)?;
+            let mode = source.live.lock().kv.mode;
+            crate::state::ops::derive(mode, &req.records)?;
         }
         let rx = self.submit(|reply| Command::Fork {
             name: name.to_string(),

@@ -11,7 +11,7 @@ use crossbeam::queue::ArrayQueue;
 use futures::task::AtomicWaker;
 
 use crate::batch::Batch;
-use crate::state::Live;
+use crate::stream::Live;
 
 /// Why a follower will get no more live batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -58,6 +58,7 @@ mod read;
 mod record;
 mod rules;
 mod state;
+mod stream;
 
 pub use batch::Batch;
 pub use clock::now_ms;
@@ -74,3 +75,8 @@ pub use producer::ProducerTag;
 pub use read::ReadResult;
 pub use record::{Record, RecordRef};
 pub use rules::{check_json, is_json, MAX_JSON_DEPTH};
+pub use state::{
+    changes_of, Filter, ScanPage, ScanRequest, StateChange, StateEvent, StateGet, StateKey,
+    StateMode, StateRow, StateSnapshot, StateStatus, StateSubscription, SubscribeState,
+    VerifyReport, MAX_TRACKED_MEMBERS,
+};

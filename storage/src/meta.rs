@@ -2,6 +2,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
+use crate::state::StateMode;
 
 /// What a client fixes when it creates a stream. Two creates of the same name
 /// are idempotent exactly when their configs are equal.
@@ -68,6 +69,8 @@ pub struct StreamInfo {
     pub closed: bool,
     /// The last accepted `Stream-Seq`, if any.
     pub last_stream_seq: Option<Vec<u8>>,
+    /// The stream's key-value state, if it keeps one.
+    pub state: crate::state::StateStatus,
 }
 
 /// Metadata persisted per stream. `next_offset` is deliberately absent: it is
@@ -84,9 +87,15 @@ pub struct StreamMeta {
     pub closed: bool,
     /// Last accepted `Stream-Seq`.
     pub last_stream_seq: Option<Vec<u8>>,
+    /// Key-value state mode (see `state/`).
+    pub state: StateMode,
+    /// The profile document last stored with `_profile`, verbatim JSON.
+    pub profile: Option<String>,
 }
 
-const META_VERSION: u8 = 1;
+/// Version 2 added the state mode and the profile; version 1 values (no
+/// state) are still read.
+const META_VERSION: u8 = 2;
 
 impl StreamMeta {
     /// Encodes for the `streams` column family.
@@ -99,7 +108,9 @@ impl StreamMeta {
             .opt_u64(self.config.expires_at_ms)
             .u64(self.created_at_ms)
             .u8(self.closed as u8)
-            .opt_bytes(self.last_stream_seq.as_deref());
+            .opt_bytes(self.last_stream_seq.as_deref())
+            .u8(self.state.code())
+            .opt_bytes(self.profile.as_deref().map(str::as_bytes));
         w.finish()
     }
 
@@ -107,12 +118,12 @@ impl StreamMeta {
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader::new(buf, "stream metadata");
         let version = r.u8()?;
-        if version != META_VERSION {
+        if version != 1 && version != META_VERSION {
             return Err(Error::Corrupt(format!(
                 "unknown stream metadata version {version}"
             )));
         }
-        Ok(StreamMeta {
+        let mut meta = StreamMeta {
             id: r.u64()?,
             config: StreamConfig {
                 content_type: r.string()?,
@@ -122,7 +133,22 @@ impl StreamMeta {
             created_at_ms: r.u64()?,
             closed: r.u8()? != 0,
             last_stream_seq: r.opt_bytes()?.map(|b| b.to_vec()),
-        })
+            state: StateMode::None,
+            profile: None,
+        };
+        if version >= 2 {
+            let code = r.u8()?;
+            meta.state = StateMode::from_code(code)
+                .ok_or_else(|| Error::Corrupt(format!("unknown state mode {code}")))?;
+            meta.profile = match r.opt_bytes()? {
+                Some(b) => Some(
+                    String::from_utf8(b.to_vec())
+                        .map_err(|_| Error::Corrupt("non-UTF-8 stream profile".into()))?,
+                ),
+                None => None,
+            };
+        }
+        Ok(meta)
     }
 }
 
@@ -156,6 +182,8 @@ mod tests {
             created_at_ms: 1234,
             closed: true,
             last_stream_seq: Some(b"0007".to_vec()),
+            state: StateMode::Keyed,
+            profile: Some("{}".into()),
         };
         assert_eq!(StreamMeta::decode(&m.encode()).unwrap(), m);
         let enc = m.encode();

@@ -10,6 +10,9 @@ pub struct Record {
     pub key: Option<Bytes>,
     /// The record's bytes.
     pub payload: Bytes,
+    /// On a `keyed` state stream, removes the key's value instead of setting
+    /// it. Needs a key; stored as bit 31 of the record's key tag.
+    pub tombstone: bool,
 }
 
 impl Record {
@@ -18,6 +21,7 @@ impl Record {
         Record {
             key: None,
             payload: payload.into(),
+            tombstone: false,
         }
     }
 
@@ -26,6 +30,16 @@ impl Record {
         Record {
             key: Some(key.into()),
             payload: payload.into(),
+            tombstone: false,
+        }
+    }
+
+    /// A tombstone for `key`: on a `keyed` state stream it deletes the key.
+    pub fn tombstone(key: impl Into<Bytes>) -> Self {
+        Record {
+            key: Some(key.into()),
+            payload: Bytes::new(),
+            tombstone: true,
         }
     }
 }
@@ -41,4 +55,6 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     /// The record's bytes.
     pub payload: &'a [u8],
+    /// Whether the record is a tombstone (see [`Record::tombstone`]).
+    pub tombstone: bool,
 }

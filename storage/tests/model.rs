@@ -81,6 +81,7 @@ fn to_records(v: &[(Option<Vec<u8>>, Vec<u8>)]) -> Vec<Record> {
         .map(|(k, p)| Record {
             key: k.clone().map(Into::into),
             payload: p.clone().into(),
+            tombstone: false,
         })
         .collect()
 }

@@ -4,7 +4,8 @@
 //! must sort after the last accepted one); producer deduplication is checked
 //! before it, so a retried request is a 204, not a sequence conflict.
 //! `Stream-Key` (a Weir extension) sets the record key of every record the
-//! request appends.
+//! request appends; `Stream-Tombstone: true` with a key and an empty body
+//! appends one tombstone, which deletes the key on a `keyed` state stream.
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -31,9 +32,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             headers::text(h, "stream-seq")?.map(|s| s.as_bytes().to_vec()),
             headers::producer(h)?,
             headers::text(h, "stream-key")?.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            headers::flag(h, "stream-tombstone")?,
         ))
     })();
-    let (content_type, close, stream_seq, producer, key) = match parsed {
+    let (content_type, close, stream_seq, producer, key, tombstone) = match parsed {
         Ok(v) => v,
         Err(e) => return bad(e),
     };
@@ -52,7 +54,17 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Err(e) => return e.reply(limit),
     };
 
-    let records = if body.is_empty() {
+    let records = if tombstone {
+        // A tombstone deletes its key's value in a keyed state stream; it
+        // carries no payload, so a body would be silently dropped data.
+        let Some(key) = key.clone() else {
+            return bad("Stream-Tombstone needs a Stream-Key");
+        };
+        if !body.is_empty() {
+            return bad("a Stream-Tombstone append has an empty body");
+        }
+        vec![Record::tombstone(key)]
+    } else if body.is_empty() {
         if !close {
             return bad("empty append body (send Stream-Closed: true to close)");
         }
@@ -86,6 +98,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             .map(|payload| Record {
                 key: key.clone(),
                 payload,
+                tombstone: false,
             })
             .collect()
     };

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use weir_storage::{media_type, ForkRequest, Record, StreamConfig, SubOffset};
+use weir_storage::{media_type, ForkRequest, Record, StateMode, StreamConfig, SubOffset};
 
 use super::body::read_limited;
 use super::headers::{self, strict_uint};
@@ -49,6 +49,7 @@ pub fn initial_records(
         .map(|payload| Record {
             key: key.cloned(),
             payload,
+            tombstone: false,
         })
         .collect())
 }
@@ -76,6 +77,15 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         let close = headers::flag(h, "stream-closed")?;
         let key = headers::text(h, "stream-key")?.map(|k| Bytes::copy_from_slice(k.as_bytes()));
         let forked_from = headers::text(h, "stream-forked-from")?;
+        let state = match headers::text(h, "stream-state")? {
+            None => StateMode::None,
+            Some(v) => {
+                StateMode::parse(v).ok_or("Stream-State must be none, keyed or state-protocol")?
+            }
+        };
+        if forked_from.is_some() && state != StateMode::None {
+            return Err("a fork keeps its source's state mode; Stream-State is not allowed".into());
+        }
         let fork_offset = headers::text(h, "stream-fork-offset")?;
         let sub = headers::text(h, "stream-fork-sub-offset")?;
         if forked_from.is_none() && (fork_offset.is_some() || sub.is_some()) {
@@ -107,9 +117,9 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                 Some((source, offset, sub))
             }
         };
-        Ok((ct, ttl, expires, close, key, fork))
+        Ok((ct, ttl, expires, close, key, fork, state))
     })();
-    let (ct, ttl, expires, close, key, fork) = match parsed {
+    let (ct, ttl, expires, close, key, fork, state) = match parsed {
         Ok(v) => v,
         Err(e) => return bad(e),
     };
@@ -132,7 +142,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                 expires_at_ms: expires,
             };
             ctx.engine
-                .create_stream_with(name, config, records, close)
+                .create_stream_in_mode(name, config, state, records, close)
                 .await
         }
         Some((source, offset, sub)) => {

@@ -20,7 +20,8 @@ pub fn reply(e: &Error) -> Reply {
         | Error::EmptyAppend
         | Error::OffsetOutOfRange { .. }
         | Error::Invalid(_) => StatusCode::BAD_REQUEST,
-        Error::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
+        Error::NotStateStream => StatusCode::CONFLICT,
+        Error::ShutDown | Error::StateBuilding { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Storage(_) | Error::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -33,6 +34,9 @@ pub fn reply(e: &Error) -> Reply {
         Error::SequenceGap { expected, received } => r
             .header("producer-expected-seq", expected.to_string())
             .header("producer-received-seq", received.to_string()),
+        Error::StateBuilding { done, total } => r
+            .header("retry-after", "1")
+            .header("stream-state-progress", format!("{done}/{total}")),
         _ => r,
     }
 }

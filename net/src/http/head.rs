@@ -23,6 +23,15 @@ pub fn handle(ctx: &Ctx, name: &str) -> Reply {
             if let Some(at) = info.config.expires_at_ms {
                 r = r.header("stream-expires-at", format_ms(at));
             }
+            if info.state.mode != weir_storage::StateMode::None {
+                r = r.header("stream-state", info.state.mode.as_str());
+                if let Some(done) = info.state.building {
+                    r = r.header(
+                        "stream-state-progress",
+                        format!("{done}/{}", info.next_offset),
+                    );
+                }
+            }
             r
         }
     }

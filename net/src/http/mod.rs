@@ -5,6 +5,9 @@
 //! `create` (PUT), `append` (POST), `read` (GET catch-up), `long_poll`, `sse`,
 //! `head` and `delete`; `offsets`, `json`, `headers`, `cursor` and `cors` hold
 //! the wire rules they share; `subscriptions` is the reserved `__ds` API.
+//! State streams add `profile` (`_profile`, Prisma Streams' profile
+//! document), `state` (`_state`, pages of key-value state) and `snapshot`
+//! (a read with `snapshot=true`).
 //!
 //! Offsets on the wire are the record offset as a 32-digit zero-padded
 //! decimal split by `_` after the 16th digit (see `offsets.rs`): fixed width,
@@ -25,13 +28,16 @@ mod json;
 mod limit;
 mod long_poll;
 mod offsets;
+mod profile;
 mod query;
 mod read;
 mod reply;
 mod rfc3339;
 mod router;
 mod server;
+mod snapshot;
 mod sse;
+mod state;
 mod subscriptions;
 
 pub use body::BodyPace;

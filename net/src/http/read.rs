@@ -121,6 +121,34 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Some(Some(o)) => Some(o),
         Some(None) => return bad("malformed offset".into()),
     };
+    let (snapshot, filter) = match (
+        query::single(&pairs, "snapshot"),
+        query::single(&pairs, "filter"),
+    ) {
+        (Ok(s), Ok(f)) => (s, f),
+        (Err(e), _) | (_, Err(e)) => return bad(e),
+    };
+    let filter = match filter.map(|f| weir_storage::Filter::parse_bytes(f.as_bytes())) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return bad(e),
+    };
+    match snapshot {
+        None | Some("false") => {}
+        Some("true") => {
+            if offset.unwrap_or(OffsetParam::Start) != OffsetParam::Start || live.is_some() {
+                return bad("snapshot=true is a catch-up read from offset=-1".into());
+            }
+            return super::snapshot::handle(ctx, name, filter);
+        }
+        Some(_) => return bad("snapshot must be true or false".into()),
+    }
+    if filter.is_some() {
+        return bad(
+            "filter on a read needs snapshot=true (filtered change reads are not supported yet)"
+                .into(),
+        );
+    }
     match live {
         None => catch_up(
             ctx,

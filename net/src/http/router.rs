@@ -66,6 +66,17 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
     if name.is_empty() {
         return Reply::error(StatusCode::NOT_FOUND, "no stream named");
     }
+    // A stream's sub-resources; names ending in these segments are reserved.
+    if let Some(stream) = name.strip_suffix("/_profile").filter(|s| !s.is_empty()) {
+        return super::profile::handle(&ctx, req, stream).await;
+    }
+    if let Some(stream) = name.strip_suffix("/_state").filter(|s| !s.is_empty()) {
+        return match *req.method() {
+            Method::GET => super::state::handle(&ctx, stream, req.uri().query()),
+            _ => Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                .header("allow", "GET, OPTIONS"),
+        };
+    }
     match *req.method() {
         Method::PUT => create::handle(&ctx, req, &name).await,
         Method::POST => append::handle(&ctx, req, &name).await,

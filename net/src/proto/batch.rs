@@ -153,6 +153,7 @@ pub fn records(batch: &Batch) -> Vec<Record> {
         .map(|r| Record {
             key: r.key.map(|k| raw.slice_ref(k)),
             payload: raw.slice_ref(r.payload),
+            tombstone: r.tombstone,
         })
         .collect()
 }

@@ -248,6 +248,10 @@ impl From<&StorageError> for WireError {
                 return WireError::new(kind, s.clone());
             }
             StorageError::ShutDown => ErrorKind::ShutDown,
+            // Version 1 has no state requests; these reach it only as text.
+            StorageError::NotStateStream | StorageError::StateBuilding { .. } => {
+                return WireError::new(ErrorKind::Invalid, e.to_string());
+            }
         };
         WireError::new(kind, e.to_string())
     }

@@ -113,7 +113,11 @@ impl JsonRecord {
             (None, Some(p)) => b64(&p, "payload_b64")?,
             _ => return Err("a record needs exactly one of payload and payload_b64".into()),
         };
-        Ok(Record { key, payload })
+        Ok(Record {
+            key,
+            payload,
+            tombstone: false,
+        })
     }
 }
 

@@ -25,6 +25,7 @@ fn records(min: usize) -> impl Strategy<Value = Vec<Record>> {
             .map(|(k, p)| Record {
                 key: k.map(Bytes::from),
                 payload: Bytes::from(p),
+                tombstone: false,
             })
             .collect()
     })

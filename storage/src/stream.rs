@@ -39,6 +39,8 @@ pub(crate) struct Live {
     pub children: u32,
     /// Deleted while forks still read it: data kept, name reserved, reads refused.
     pub soft_deleted: bool,
+    /// The stream's key-value state mode and progress (see `state/`).
+    pub kv: crate::state::KvStatus,
 }
 
 impl StreamState {
@@ -59,6 +61,11 @@ impl StreamState {
                 fork: None,
                 children: 0,
                 soft_deleted: false,
+                kv: crate::state::KvStatus {
+                    mode: meta.state,
+                    profile: meta.profile.map(Arc::from),
+                    ..Default::default()
+                },
             }),
         }
     }
@@ -85,13 +92,20 @@ impl StreamState {
     }
 
     /// Metadata to persist given the live part's mutable fields.
-    pub fn meta(&self, closed: bool, last_stream_seq: Option<Vec<u8>>) -> StreamMeta {
+    pub fn meta(
+        &self,
+        closed: bool,
+        last_stream_seq: Option<Vec<u8>>,
+        kv: &crate::state::KvStatus,
+    ) -> StreamMeta {
         StreamMeta {
             id: self.id,
             config: self.config.clone(),
             created_at_ms: self.created_at_ms,
             closed,
             last_stream_seq,
+            state: kv.mode,
+            profile: kv.profile.as_deref().map(str::to_string),
         }
     }
 
@@ -106,6 +120,7 @@ impl StreamState {
             next_offset: live.next_offset,
             closed: live.closed,
             last_stream_seq: live.last_stream_seq.clone(),
+            state: live.kv.status(),
         }
     }
 }

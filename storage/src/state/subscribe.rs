@@ -1,0 +1,305 @@
+//! Snapshot-then-changes: the state at fence F, read page by page from a
+//! RocksDB snapshot, then every record at offset ≥ F through an ordinary
+//! [`Follower`] starting at F. Nothing of the live stream is buffered while
+//! the snapshot is sent, however long that takes: the follower starts only
+//! when the snapshot is done and catches up from storage, exactly like any
+//! follower that starts behind the tail. A slow subscriber is therefore
+//! never reset and never loses a change.
+//!
+//! A filtered subscription turns records into membership changes: a row
+//! that starts or keeps matching is an upsert, one that stops matching or is
+//! deleted is a delete, a row that never matched sends nothing. To know
+//! whether a change leaves the set, the subscription remembers the keys of
+//! the rows it has sent (one entry per matching row, up to
+//! [`MAX_TRACKED_MEMBERS`]). A subscription that starts from an offset
+//! instead of a snapshot, or outgrows the cap, cannot know what its reader
+//! holds, and sends a delete for every non-matching change: a superset that
+//! a reader applying deletes of absent rows as no-ops gets right.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+
+use super::filter::Filter;
+use super::kv::{StateKey, StateRow};
+use super::ops::{self, Op};
+use super::view::{matches, StateSnapshot};
+use super::StateMode;
+use crate::batch::Batch;
+use crate::error::Result;
+use crate::follow::Follower;
+
+/// Most row keys a filtered subscription remembers (see the module docs).
+pub const MAX_TRACKED_MEMBERS: usize = 1 << 20;
+
+/// Record and key bytes of one snapshot event.
+const SNAPSHOT_CHUNK_BYTES: usize = 256 << 10;
+
+/// What a state subscription asks for.
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeState {
+    /// Only rows matching this filter (changes become membership changes).
+    pub filter: Option<Filter>,
+    /// Start with a snapshot of the current state, then changes from its fence.
+    pub snapshot: bool,
+    /// Without a snapshot: changes from this offset (the tail when `None`).
+    pub from: Option<u64>,
+    /// Bytes of rows per snapshot event (a default when 0).
+    pub chunk_bytes: usize,
+}
+
+/// One membership change of a filtered subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateChange {
+    /// The row matches (now or still) with this value.
+    Upsert(StateRow),
+    /// The row left the set, or was deleted.
+    Delete {
+        /// The row's identity.
+        key: StateKey,
+        /// Offset of the record that removed it.
+        offset: u64,
+    },
+    /// A State Protocol `reset`: the whole state was cleared at this offset.
+    Reset {
+        /// Offset of the reset record.
+        offset: u64,
+    },
+}
+
+impl StateChange {
+    /// The offset of the record this change comes from.
+    pub fn offset(&self) -> u64 {
+        match self {
+            StateChange::Upsert(r) => r.offset,
+            StateChange::Delete { offset, .. } | StateChange::Reset { offset } => *offset,
+        }
+    }
+}
+
+/// What a state subscription yields, in this order: snapshot pages (if a
+/// snapshot was asked for), one `SnapshotDone`, then changes.
+#[derive(Debug, Clone)]
+pub enum StateEvent {
+    /// Rows of the snapshot, in key order.
+    Snapshot(Vec<StateRow>),
+    /// The snapshot is complete: it was the state below `fence`, and changes
+    /// follow from `fence`.
+    SnapshotDone {
+        /// The snapshot's fence.
+        fence: u64,
+        /// Rows the snapshot held.
+        rows: u64,
+    },
+    /// Unfiltered changes: the stored records, as followers get them.
+    Records(Batch),
+    /// Filtered changes (never empty).
+    Changes(Vec<StateChange>),
+}
+
+enum Phase {
+    Snapshot(Box<StateSnapshot>, Option<Follower>),
+    Follow(Follower),
+    Done,
+}
+
+/// An async stream of [`StateEvent`]s (see [`crate::Engine::subscribe_state`]).
+pub struct StateSubscription {
+    phase: Phase,
+    filter: Option<Filter>,
+    mode: StateMode,
+    chunk_bytes: usize,
+    /// Keys of the rows the reader holds; `None` when unknown.
+    members: Option<HashSet<Vec<u8>>>,
+}
+
+impl StateSubscription {
+    pub(crate) fn with_snapshot(
+        snapshot: StateSnapshot,
+        follower: Follower,
+        req: &SubscribeState,
+    ) -> Self {
+        StateSubscription {
+            mode: snapshot.mode(),
+            phase: Phase::Snapshot(Box::new(snapshot), Some(follower)),
+            filter: req.filter.clone(),
+            chunk_bytes: chunk(req.chunk_bytes),
+            members: Some(HashSet::new()),
+        }
+    }
+
+    pub(crate) fn from_offset(follower: Follower, mode: StateMode, req: &SubscribeState) -> Self {
+        StateSubscription {
+            phase: Phase::Follow(follower),
+            filter: req.filter.clone(),
+            mode,
+            chunk_bytes: chunk(req.chunk_bytes),
+            members: None,
+        }
+    }
+
+    /// The offset of the next change this subscription will deliver (after
+    /// the snapshot: its fence), to resume from after a reconnect.
+    pub fn next_offset(&self) -> Option<u64> {
+        match &self.phase {
+            Phase::Snapshot(s, _) => Some(s.fence()),
+            Phase::Follow(f) => Some(f.next_offset()),
+            Phase::Done => None,
+        }
+    }
+
+    fn remember(&mut self, key: &StateKey) {
+        if let Some(m) = &mut self.members {
+            if m.len() >= MAX_TRACKED_MEMBERS {
+                self.members = None; // degrade to the documented superset
+            } else {
+                m.insert(key.encode());
+            }
+        }
+    }
+
+    /// Whether a change that does not match must be sent as a delete.
+    fn forget(&mut self, key: &[u8]) -> bool {
+        match &mut self.members {
+            Some(m) => m.remove(key),
+            None => true,
+        }
+    }
+
+    fn convert(&mut self, filter: &Filter, batch: &Batch) -> Vec<StateChange> {
+        let base = batch.first_offset();
+        let derived = ops::derive_lenient(
+            self.mode,
+            batch.iter().map(|r| (r.key, r.payload, r.tombstone)),
+        );
+        let protocol = self.mode == StateMode::StateProtocol;
+        let mut out = Vec::new();
+        for op in derived {
+            match op {
+                Op::Reset { at } => {
+                    if let Some(m) = &mut self.members {
+                        m.clear();
+                    }
+                    out.push(StateChange::Reset { offset: base + at });
+                }
+                Op::Put { at, key, value } => {
+                    let Ok(k) = StateKey::decode(&key, protocol) else {
+                        continue;
+                    };
+                    if matches(filter, &k, &value) {
+                        self.remember(&k);
+                        out.push(StateChange::Upsert(StateRow {
+                            key: k,
+                            value,
+                            offset: base + at,
+                        }));
+                    } else if self.forget(&key) {
+                        out.push(StateChange::Delete {
+                            key: k,
+                            offset: base + at,
+                        });
+                    }
+                }
+                Op::Delete { at, key } => {
+                    if self.forget(&key) {
+                        if let Ok(k) = StateKey::decode(&key, protocol) {
+                            out.push(StateChange::Delete {
+                                key: k,
+                                offset: base + at,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn chunk(n: usize) -> usize {
+    if n == 0 {
+        SNAPSHOT_CHUNK_BYTES
+    } else {
+        n
+    }
+}
+
+impl Stream for StateSubscription {
+    type Item = Result<StateEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.phase {
+                Phase::Done => return Poll::Ready(None),
+                Phase::Snapshot(snap, follower) => {
+                    let rows = match snap.next_rows(this.chunk_bytes) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            this.phase = Phase::Done;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    };
+                    if rows.is_empty() {
+                        let done = StateEvent::SnapshotDone {
+                            fence: snap.fence(),
+                            rows: snap.rows_sent(),
+                        };
+                        let f = follower.take().expect("follower until the snapshot ends");
+                        this.phase = Phase::Follow(f);
+                        return Poll::Ready(Some(Ok(done)));
+                    }
+                    if this.filter.is_some() {
+                        for r in &rows {
+                            this.remember(&r.key);
+                        }
+                    }
+                    return Poll::Ready(Some(Ok(StateEvent::Snapshot(rows))));
+                }
+                Phase::Follow(f) => {
+                    let batch = match Pin::new(f).poll_next(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(None) => {
+                            this.phase = Phase::Done;
+                            return Poll::Ready(None);
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            this.phase = Phase::Done;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                        Poll::Ready(Some(Ok(b))) => b,
+                    };
+                    let Some(filter) = this.filter.clone() else {
+                        return Poll::Ready(Some(Ok(StateEvent::Records(batch))));
+                    };
+                    let changes = this.convert(&filter, &batch);
+                    if !changes.is_empty() {
+                        return Poll::Ready(Some(Ok(StateEvent::Changes(changes))));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The membership changes a stateless reader (an HTTP read with a filter)
+/// gets for `batch`: upserts of matching rows, and a delete for every other
+/// change (it cannot know which rows its client holds).
+pub fn changes_of(mode: StateMode, filter: &Filter, batch: &Batch) -> Vec<StateChange> {
+    let mut sub = StateSubscription {
+        phase: Phase::Done,
+        filter: None,
+        mode,
+        chunk_bytes: 0,
+        members: None,
+    };
+    sub.convert(filter, batch)
+}
+
+/// Subscriptions move between executor threads.
+#[allow(dead_code)]
+fn assert_send(s: StateSubscription) -> impl Send {
+    s
+}
