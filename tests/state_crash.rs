@@ -222,6 +222,12 @@ fn state_survives_sigkill_and_weir_verify_agrees() {
         let (c, a) = start(dir.path());
         child = c;
         let snapshot = acked.lock().unwrap().clone();
+        // A round that acknowledged nothing would check nothing.
+        assert!(
+            snapshot.len() >= 2 * (round + 1).min(WRITERS * KEYS_PER_WRITER),
+            "round {round}: only {} acknowledged keys",
+            snapshot.len()
+        );
         for ((stream, key), version) in snapshot {
             let path = match stream.as_str() {
                 "keyed" => format!("/v1/stream/keyed/_state?key={key}"),
