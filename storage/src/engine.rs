@@ -321,8 +321,8 @@ impl Engine {
     pub async fn append_async(&self, name: &str, req: AppendRequest) -> Result<AppendResult> {
         let stream = self.lookup(name)?;
         self.validate_records(&req.records)?;
-        crate::rules::check_records(&stream.config.content_type, &req.records)?;
         let mode = stream.live.lock().kv.mode;
+        crate::rules::check_records_in(&stream.config.content_type, mode, &req.records)?;
         let ops = crate::state::ops::derive(mode, &req.records)?;
         if let Some(tag) = &req.producer {
             producer::validate(tag, self.inner.shared.config.max_producer_id_len)?;

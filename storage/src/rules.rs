@@ -46,6 +46,29 @@ pub(crate) fn check_records(content_type: &str, records: &[Record]) -> Result<()
     Ok(())
 }
 
+/// [`check_records`] for a stream whose state mode parses every record in
+/// full anyway (State Protocol): only the depth limit is checked here, so
+/// the hot path parses each record once.
+pub(crate) fn check_records_in(
+    content_type: &str,
+    mode: crate::state::StateMode,
+    records: &[Record],
+) -> Result<()> {
+    if mode != crate::state::StateMode::StateProtocol {
+        return check_records(content_type, records);
+    }
+    for r in records {
+        let depth = json_depth(&r.payload);
+        if depth > MAX_JSON_DEPTH {
+            return Err(Error::Invalid(format!(
+                "invalid JSON record on a JSON stream: nested {depth} levels deep, \
+                 more than the {MAX_JSON_DEPTH} allowed"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `payload` is one JSON value within the depth limit.
 pub fn check_json(payload: &[u8]) -> std::result::Result<(), String> {
     // The depth scan runs first so the parser never recurses deeper than

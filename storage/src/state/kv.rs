@@ -164,7 +164,8 @@ pub(crate) fn state_key_of(sid: u64, row_key: &[u8]) -> Option<&[u8]> {
     Some(&row_key[9..])
 }
 
-/// Encodes a row's value.
+/// Encodes a row's value (`write_ops` does the same into a reused buffer).
+#[cfg(test)]
 pub(crate) fn encode_value(offset: u64, value: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(8 + value.len());
     v.extend_from_slice(&offset.to_le_bytes());
@@ -218,12 +219,28 @@ impl Marker {
 
 /// Writes `ops` of records whose offsets are `base + op.at`.
 pub(crate) fn write_ops(wb: &mut WriteBatch, cf: &ColumnFamily, sid: u64, base: u64, ops: &[Op]) {
+    // The batch copies keys and values, so two scratch buffers serve every
+    // op (this runs on the commit thread, once per changed key).
+    let (mut k, mut v) = (Vec::with_capacity(64), Vec::with_capacity(256));
+    let row = |k: &mut Vec<u8>, key: &[u8]| {
+        k.clear();
+        k.extend_from_slice(&sid.to_be_bytes());
+        k.push(ROW_TAG);
+        k.extend_from_slice(key);
+    };
     for op in ops {
         match op {
             Op::Put { at, key, value } => {
-                wb.put_cf(cf, row_key(sid, key), encode_value(base + at, value));
+                row(&mut k, key);
+                v.clear();
+                v.extend_from_slice(&(base + at).to_le_bytes());
+                v.extend_from_slice(value);
+                wb.put_cf(cf, &k, &v);
             }
-            Op::Delete { key, .. } => wb.delete_cf(cf, row_key(sid, key)),
+            Op::Delete { key, .. } => {
+                row(&mut k, key);
+                wb.delete_cf(cf, &k);
+            }
             Op::Reset { .. } => {
                 let (lo, hi) = rows_range(sid);
                 wb.delete_range_cf(cf, lo, hi);
