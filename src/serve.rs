@@ -54,9 +54,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             stopped(stop_rx.clone()),
         );
         let quic = quic.run(stopped(stop_rx));
+        crate::notify::ready("serving");
+        let watchdog = tokio::spawn(crate::notify::watchdog(engine.clone()));
         let signal = async {
             signals.recv().await;
             tracing::info!("shutdown requested; draining");
+            crate::notify::stopping();
+            watchdog.abort();
             let _ = stop_tx.send(true);
         };
         let ((), http, quic) = tokio::join!(signal, http, quic);

@@ -145,6 +145,23 @@ impl Engine {
         })
     }
 
+    /// Whether the commit thread still accepts work (false after shutdown,
+    /// or if it has died).
+    pub fn is_running(&self) -> bool {
+        !self
+            .inner
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && self
+                .inner
+                .threads
+                .lock()
+                .commit
+                .as_ref()
+                .is_some_and(|h| !h.is_finished())
+    }
+
     /// The configuration the engine was opened with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.shared.config

@@ -23,6 +23,7 @@ mod delete;
 mod errors;
 mod head;
 mod headers;
+mod health;
 mod io;
 mod json;
 mod limit;

@@ -54,6 +54,9 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
         reply.headers_mut().extend(headers);
         return reply;
     }
+    if let Some(r) = super::health::handle(&ctx, &path) {
+        return r;
+    }
     let Some(rest) = path.strip_prefix(STREAM_PREFIX) else {
         return Reply::error(StatusCode::NOT_FOUND, "no such endpoint");
     };
