@@ -79,7 +79,7 @@ async fn post_profile(s: &Server, name: &str, body: &str) -> Res {
 
 fn error_message(r: &Res) -> String {
     let v = json_of(r);
-    assert_eq!(v["error"]["code"].as_str().is_some(), true, "{v}");
+    assert!(v["error"]["code"].as_str().is_some(), "{v}");
     v["error"]["message"].as_str().unwrap().to_string()
 }
 
