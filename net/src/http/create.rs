@@ -77,7 +77,8 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         let close = headers::flag(h, "stream-closed")?;
         let key = headers::text(h, "stream-key")?.map(|k| Bytes::copy_from_slice(k.as_bytes()));
         let forked_from = headers::text(h, "stream-forked-from")?;
-        let state = match headers::text(h, "stream-state")? {
+        let state_header = headers::text(h, "stream-state")?;
+        let state = match state_header {
             None => StateMode::None,
             Some(v) => {
                 StateMode::parse(v).ok_or("Stream-State must be none, keyed or state-protocol")?
@@ -117,9 +118,18 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                 Some((source, offset, sub))
             }
         };
-        Ok((ct, ttl, expires, close, key, fork, state))
+        Ok((
+            ct,
+            ttl,
+            expires,
+            close,
+            key,
+            fork,
+            state,
+            state_header.is_some(),
+        ))
     })();
-    let (ct, ttl, expires, close, key, fork, state) = match parsed {
+    let (ct, ttl, expires, close, key, fork, state, state_named) = match parsed {
         Ok(v) => v,
         Err(e) => return bad(e),
     };
@@ -188,6 +198,12 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
     };
     match outcome {
         Err(e) => errors::reply(&e),
+        // The engine takes a create without a mode for "any mode" (the mode
+        // may have been set later through `_profile`), so an explicit
+        // `Stream-State: none` on a stream with state is refused here.
+        Ok(out) if !out.created && state_named && out.info.state.mode != state => {
+            errors::reply(&weir_storage::Error::ConfigConflict)
+        }
         Ok(out) => {
             let status = if out.created {
                 StatusCode::CREATED
