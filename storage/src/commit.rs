@@ -411,13 +411,18 @@ impl Committer {
                 );
             }
         }
-        let written = if g.wb.is_empty() {
-            Ok(())
-        } else {
+        let started = std::time::Instant::now();
+        let wrote = !g.wb.is_empty();
+        let written = if wrote {
             self.shared
                 .db
                 .write_opt(std::mem::take(&mut g.wb), &self.write_opts)
+        } else {
+            Ok(())
         };
+        if wrote {
+            self.count_group(&g, started.elapsed(), written.is_ok());
+        }
         match written {
             Ok(()) => {
                 for id in &g.order {
@@ -455,6 +460,34 @@ impl Committer {
                 }
             }
         }
+    }
+
+    /// Adds a written group to the engine's counters.
+    fn count_group(&self, g: &Group, took: std::time::Duration, ok: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &self.shared.stats;
+        if !ok {
+            stats.failed_groups.fetch_add(1, Relaxed);
+            return;
+        }
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for st in g.staged.values() {
+            for b in &st.batches {
+                records += b.len() as u64;
+                bytes += b.raw().len() as u64;
+            }
+        }
+        let appends = g
+            .replies
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|r| !r.duplicate))
+            .count();
+        stats.appends.fetch_add(appends as u64, Relaxed);
+        stats.records.fetch_add(records, Relaxed);
+        stats.bytes.fetch_add(bytes, Relaxed);
+        stats.groups.fetch_add(1, Relaxed);
+        stats.group_size.observe(g.replies.len() as f64);
+        stats.write_seconds.observe(took.as_secs_f64());
     }
 
     fn create(

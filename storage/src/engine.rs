@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub stopped: std::sync::atomic::AtomicBool,
     /// State builder threads, joined when the engine stops.
     pub builders: Mutex<Vec<JoinHandle<()>>>,
+    /// Counters of the commit thread.
+    pub stats: crate::stats::Stats,
 }
 
 impl Shared {
@@ -113,6 +115,7 @@ impl Engine {
             streams: RwLock::new(streams),
             stopped: std::sync::atomic::AtomicBool::new(false),
             builders: Mutex::new(Vec::new()),
+            stats: crate::stats::Stats::new(),
         });
         let (tx, rx) = channel::bounded(shared.config.commit_queue.max(1));
         let committer = Committer::new(Arc::clone(&shared), rx, tx.clone(), next_id);
@@ -160,6 +163,45 @@ impl Engine {
                 .commit
                 .as_ref()
                 .is_some_and(|h| !h.is_finished())
+    }
+
+    /// Counters and figures for operators, read now. RocksDB's figures are
+    /// summed over the column families.
+    pub fn stats(&self) -> crate::stats::EngineStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sh = &self.inner.shared;
+        let (streams, state_streams) = {
+            let map = sh.streams.read();
+            let state = map
+                .values()
+                .filter(|s| s.live.lock().kv.mode != StateMode::None)
+                .count();
+            (map.len() as u64, state as u64)
+        };
+        let prop = |name: &str| -> u64 {
+            ALL_CFS
+                .iter()
+                .filter_map(|cf| sh.db.property_int_value_cf(sh.cf(cf), name).ok().flatten())
+                .sum()
+        };
+        crate::stats::EngineStats {
+            appends: sh.stats.appends.load(Relaxed),
+            records: sh.stats.records.load(Relaxed),
+            bytes: sh.stats.bytes.load(Relaxed),
+            groups: sh.stats.groups.load(Relaxed),
+            failed_groups: sh.stats.failed_groups.load(Relaxed),
+            group_size: sh.stats.group_size.snapshot(),
+            write_seconds: sh.stats.write_seconds.snapshot(),
+            commit_queue: self.inner.tx.len() as u64,
+            streams,
+            state_streams,
+            memtable_bytes: prop("rocksdb.cur-size-all-mem-tables"),
+            sst_bytes: prop("rocksdb.total-sst-files-size"),
+            pending_compaction_bytes: prop("rocksdb.estimate-pending-compaction-bytes"),
+            write_stalled: (prop("rocksdb.is-write-stopped")
+                + prop("rocksdb.actual-delayed-write-rate")
+                > 0) as u64,
+        }
     }
 
     /// The configuration the engine was opened with.

@@ -58,6 +58,7 @@ mod read;
 mod record;
 mod rules;
 mod state;
+mod stats;
 mod stream;
 
 pub use batch::Batch;
@@ -80,3 +81,4 @@ pub use state::{
     StateMode, StateRow, StateSnapshot, StateStatus, StateSubscription, SubscribeState,
     VerifyReport, MAX_TRACKED_MEMBERS,
 };
+pub use stats::{EngineStats, HistogramSnapshot};

@@ -28,6 +28,7 @@ mod io;
 mod json;
 mod limit;
 mod long_poll;
+mod metrics;
 mod offsets;
 mod profile;
 mod query;

@@ -35,6 +35,11 @@ impl Reply {
             .body(full(value.to_string()))
     }
 
+    /// The reply's status.
+    pub fn status(&self) -> StatusCode {
+        self.res.status()
+    }
+
     /// Sets a header; values that are not valid header text are dropped
     /// (they only ever come from stored, already validated data).
     pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Self {

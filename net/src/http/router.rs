@@ -30,11 +30,46 @@ pub struct Ctx {
     pub subs: Arc<Subscriptions>,
     /// Connection slots of the WebSocket door (upgraded connections).
     pub ws_slots: Arc<super::limit::Slots>,
+    /// Request counters and the `/metrics` registry.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// hyper's service entry point.
 pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    Ok(route(ctx, req).await.into_response())
+    let name = route_name(req.method(), req.uri().path());
+    let metrics = Arc::clone(&ctx.metrics);
+    let reply = route(ctx, req).await;
+    metrics.count(name, reply.status());
+    Ok(reply.into_response())
+}
+
+/// The bounded route label of a request (never the stream's name).
+fn route_name(method: &Method, path: &str) -> &'static str {
+    if !path.starts_with(STREAM_PREFIX) {
+        return match path {
+            super::metrics::PATH => "metrics",
+            super::health::HEALTHZ | super::health::READYZ => "health",
+            crate::ws::PATH => "websocket",
+            _ => "other",
+        };
+    }
+    if path.ends_with("/_profile") {
+        return "profile";
+    }
+    if path.ends_with("/_state") {
+        return "state";
+    }
+    if path[STREAM_PREFIX.len()..].starts_with("__ds/") {
+        return "subscriptions";
+    }
+    match *method {
+        Method::PUT => "create",
+        Method::POST => "append",
+        Method::GET => "read",
+        Method::HEAD => "head",
+        Method::DELETE => "delete",
+        _ => "other",
+    }
 }
 
 async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
@@ -56,6 +91,9 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
     }
     if let Some(r) = super::health::handle(&ctx, &path) {
         return r;
+    }
+    if path == super::metrics::PATH {
+        return ctx.metrics.reply();
     }
     let Some(rest) = path.strip_prefix(STREAM_PREFIX) else {
         return Reply::error(StatusCode::NOT_FOUND, "no such endpoint");

@@ -40,6 +40,7 @@ pub async fn serve(
     let ctx = Arc::new(Ctx {
         ws_slots: Arc::new(Slots::new(config.ws.max_connections)),
         subs: Subscriptions::new(),
+        metrics: super::metrics::Metrics::new(engine.clone()),
         engine,
         config,
         stop: stop_rx,

@@ -1,0 +1,192 @@
+//! `GET /metrics`: Prometheus text exposition through `prometheus-client`.
+//! Engine figures are read at scrape time by a collector (the engine keeps
+//! plain atomics, see `weir_storage::EngineStats`); HTTP requests are
+//! counted per route and status class. Labels are bounded: no per-stream
+//! label anywhere.
+
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use weir_storage::{Engine, HistogramSnapshot};
+
+use super::body::full;
+use super::reply::Reply;
+
+/// Path of the exposition.
+pub const PATH: &str = "/metrics";
+
+/// Labels of the HTTP request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The operation: create, append, read, head, delete, state, profile, other.
+    pub route: &'static str,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status: &'static str,
+}
+
+/// The HTTP door's metrics, shared by every request.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl Metrics {
+    /// A registry with the engine's collector and the HTTP counters.
+    pub fn new(engine: Engine) -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("weir");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status class",
+            requests.clone(),
+        );
+        registry.register_collector(Box::new(EngineCollector { engine }));
+        Arc::new(Metrics { registry, requests })
+    }
+
+    /// Counts one answered request.
+    pub fn count(&self, route: &'static str, status: StatusCode) {
+        let status = match status.as_u16() {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+    }
+
+    /// The exposition reply.
+    pub fn reply(&self) -> Reply {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e);
+        }
+        Reply::new(StatusCode::OK)
+            .header(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .header("cache-control", "no-store")
+            .body(full(text))
+    }
+}
+
+struct EngineCollector {
+    engine: Engine,
+}
+
+impl std::fmt::Debug for EngineCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineCollector")
+    }
+}
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.engine.stats();
+        let counters: [(&str, &str, u64); 5] = [
+            ("appends", "append requests committed", s.appends),
+            ("records_appended", "records committed", s.records),
+            ("appended_bytes", "stored record bytes committed", s.bytes),
+            ("commit_groups", "commit groups written", s.groups),
+            (
+                "commit_group_failures",
+                "commit groups whose write failed",
+                s.failed_groups,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let m = ConstCounter::new(v);
+            m.encode(enc.encode_descriptor(name, help, None, m.metric_type())?)?;
+        }
+        let gauges: [(&str, &str, Option<Unit>, u64); 7] = [
+            (
+                "commit_queue_depth",
+                "requests waiting for the commit thread",
+                None,
+                s.commit_queue,
+            ),
+            ("streams", "open streams", None, s.streams),
+            (
+                "state_streams",
+                "streams that keep key-value state",
+                None,
+                s.state_streams,
+            ),
+            (
+                "rocksdb_memtable",
+                "bytes of all RocksDB memtables",
+                Some(Unit::Bytes),
+                s.memtable_bytes,
+            ),
+            (
+                "rocksdb_sst",
+                "bytes of all RocksDB SST files",
+                Some(Unit::Bytes),
+                s.sst_bytes,
+            ),
+            (
+                "rocksdb_pending_compaction",
+                "bytes RocksDB estimates compaction still has to rewrite",
+                Some(Unit::Bytes),
+                s.pending_compaction_bytes,
+            ),
+            (
+                "rocksdb_write_stalled",
+                "1 while RocksDB stops or delays writes",
+                None,
+                s.write_stalled,
+            ),
+        ];
+        for (name, help, unit, v) in gauges {
+            let m = ConstGauge::new(v as i64);
+            m.encode(enc.encode_descriptor(name, help, unit.as_ref(), m.metric_type())?)?;
+        }
+        histogram(
+            &mut enc,
+            "commit_group_size",
+            "append requests per commit group",
+            None,
+            &s.group_size,
+        )?;
+        histogram(
+            &mut enc,
+            "commit_write",
+            "duration of each commit group's RocksDB write, fsync included in sync mode",
+            Some(&Unit::Seconds),
+            &s.write_seconds,
+        )
+    }
+}
+
+fn histogram(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    h: &HistogramSnapshot,
+) -> Result<(), std::fmt::Error> {
+    // The encoder wants per-bucket counts and adds them up itself.
+    let mut prev = 0;
+    let buckets: Vec<(f64, u64)> = h
+        .buckets
+        .iter()
+        .map(|&(b, c)| {
+            let n = c - prev;
+            prev = c;
+            // The encoder spells the last bucket `+Inf` when its bound is MAX.
+            (if b.is_infinite() { f64::MAX } else { b }, n)
+        })
+        .collect();
+    enc.encode_descriptor(name, help, unit, MetricType::Histogram)?
+        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(h.sum, h.count, &buckets, None)
+}
