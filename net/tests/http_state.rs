@@ -756,3 +756,69 @@ async fn empty_state_snapshot_is_two_controls() {
     assert_eq!(items[1]["headers"]["control"], "snapshot-end");
     assert_eq!(r.header("stream-next-offset").unwrap(), tail(&s, "e").await);
 }
+
+#[tokio::test]
+async fn filtered_reads_after_a_filtered_snapshot_carry_membership_changes() {
+    let s = Server::start(HttpConfig::default()).await;
+    let r = s
+        .send(
+            Method::PUT,
+            "/v1/stream/m",
+            &[
+                ("content-type", "application/json"),
+                ("stream-state", "state-protocol"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let first = [
+        msg("t", "a", json!({"c": "red"}), "insert"),
+        msg("t", "b", json!({"c": "blue"}), "insert"),
+    ];
+    let r = post(&s, "m", JSON, &format!("[{}]", first.join(","))).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let f = enc(r#"{"field":"c","op":"eq","value":"red"}"#);
+    let snap = s
+        .get(&format!("/v1/stream/m?offset=-1&snapshot=true&filter={f}"))
+        .await;
+    let fence = snap.header("stream-next-offset").unwrap().to_string();
+    let items = json_of(&snap);
+    assert_eq!(items.as_array().unwrap().len(), 3, "{items}");
+    assert_eq!(items[1]["key"], "a");
+
+    let later = [
+        msg("t", "b", json!({"c": "red"}), "update"),   // enters
+        msg("t", "a", json!({"c": "green"}), "update"), // leaves
+        msg("t", "n", json!({"c": "green"}), "insert"), // never matched
+        r#"{"headers":{"control":"reset"}}"#.to_string(),
+    ];
+    let r = post(&s, "m", JSON, &format!("[{}]", later.join(","))).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = s
+        .get(&format!("/v1/stream/m?offset={fence}&filter={f}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.header("stream-up-to-date"), Some("true"));
+    assert_eq!(
+        json_of(&r),
+        json!([
+            {"type": "t", "key": "b", "value": {"c": "red"}, "headers": {"operation": "update"}},
+            {"type": "t", "key": "a", "headers": {"operation": "delete"}},
+            // A stateless read cannot know `n` was never sent: a harmless delete.
+            {"type": "t", "key": "n", "headers": {"operation": "delete"}},
+            {"headers": {"control": "reset"}},
+        ])
+    );
+    assert_eq!(
+        r.header("stream-next-offset"),
+        Some(tail(&s, "m").await.as_str())
+    );
+    // Live modes do not filter yet, and say so.
+    let r = s
+        .get(&format!(
+            "/v1/stream/m?offset={fence}&filter={f}&live=long-poll"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}

@@ -21,6 +21,7 @@ mod create;
 mod cursor;
 mod delete;
 mod errors;
+mod filtered;
 mod head;
 mod headers;
 mod health;

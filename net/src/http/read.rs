@@ -143,11 +143,11 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         }
         Some(_) => return bad("snapshot must be true or false".into()),
     }
-    if filter.is_some() {
-        return bad(
-            "filter on a read needs snapshot=true (filtered change reads are not supported yet)"
-                .into(),
-        );
+    if let Some(f) = &filter {
+        if live.is_some() {
+            return bad("filter works on catch-up reads (no live mode yet)".into());
+        }
+        return super::filtered::handle(ctx, name, offset.unwrap_or(OffsetParam::Start), f);
     }
     match live {
         None => catch_up(
