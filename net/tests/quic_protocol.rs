@@ -95,6 +95,7 @@ impl Raw {
             Some(Frame {
                 request_id,
                 message: Message::Error(e),
+                ..
             }) => (request_id, e.kind),
             other => panic!("expected an Error frame, got {other:?}"),
         }

@@ -256,6 +256,7 @@ impl Client {
             content_type: content_type.into(),
             ttl_secs: None,
             expires_at_ms: None,
+            state: None,
         })
         .await
     }

@@ -183,6 +183,7 @@ fn message(req: Request) -> Result<Message, String> {
             content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
             ttl_secs,
             expires_at_ms,
+            state: None,
         }),
         Request::Head { stream } => Message::Head(Head { stream }),
         Request::Delete { stream } => Message::Delete(Delete { stream }),
