@@ -114,7 +114,7 @@ impl Conn {
         .abort_handle();
         Ok(Conn {
             quic,
-            encoder: Encoder::new(welcome.max_frame),
+            encoder: Encoder::new(welcome.max_frame).with_version(welcome.version),
             max_frame: config.max_frame,
             waiting,
             dispatcher,

@@ -16,7 +16,7 @@ use weir_storage::{Batch, Record};
 use crate::proto::{
     decode_frame, Append, Create, Delete, Encoded, ErrorKind, Frame, Head, Hello, Message,
     Producer, Read, ResumeReason, StreamInfo, Subscribe, SubscribeFrom, Unsubscribe, WireError,
-    DEFAULT_MAX_FRAME, MAX_MAX_FRAME, MAX_VERSION, MIN_VERSION,
+    DEFAULT_MAX_FRAME, MAX_MAX_FRAME, MIN_VERSION, VERSION,
 };
 
 /// Content type of a stream created without one.
@@ -167,7 +167,8 @@ fn message(req: Request) -> Result<Message, String> {
             auth_token,
         } => Message::Hello(Hello {
             min_version: min_version.unwrap_or(MIN_VERSION),
-            max_version: max_version.unwrap_or(MAX_VERSION),
+            // Version 1 unless asked: JSON clients written for it see no change.
+            max_version: max_version.unwrap_or(VERSION),
             max_frame: max_frame.unwrap_or(DEFAULT_MAX_FRAME),
             client,
             auth_token,
