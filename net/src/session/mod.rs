@@ -299,6 +299,21 @@ impl<T: Transport> Session<T> {
             .await;
             return Flow::Close;
         }
+        // Only a JSON request can get here with a message its version lacks
+        // (binary frames are checked by the decoder); answer it the same way.
+        if frame.message.opcode().since() > frame.version {
+            let kind = ErrorKind::UnknownOpcode { opcode };
+            self.error(reply, id, kind, "not defined in the negotiated version")
+                .await;
+            return Flow::Continue;
+        }
+        if let Message::Create(c) = &frame.message {
+            if c.state.is_some() && frame.version < crate::proto::STATE_VERSION {
+                let why = "a state mode needs protocol version 2";
+                self.error(reply, id, ErrorKind::Invalid, why).await;
+                return Flow::Continue;
+            }
+        }
         if !frame.message.opcode().is_request() {
             let kind = ErrorKind::UnexpectedMessage { opcode };
             self.error(reply, id, kind, "a server frame sent by a client")
