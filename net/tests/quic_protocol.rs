@@ -135,6 +135,7 @@ async fn pipelined_requests_on_one_stream_are_answered_by_id() {
         content_type: "text/plain".into(),
         ttl_secs: None,
         expires_at_ms: None,
+        state: None,
     });
     raw.frame(2, create).await;
     for id in 3..13u32 {
