@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod conn;
+mod state;
 mod subscription;
 mod tls;
 
@@ -46,6 +47,7 @@ use crate::proto::{
 use crate::quic::TransportSettings;
 use conn::Conn;
 
+pub use state::{StateItem, StateSubscription};
 pub use subscription::Subscription;
 pub use tls::Trust;
 
