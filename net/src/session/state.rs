@@ -30,11 +30,11 @@ fn failed(e: &weir_storage::Error) -> Message {
     Message::Error(WireError::from(e))
 }
 
-fn parse_filter(text: Option<&str>) -> Result<Option<Filter>, Message> {
+fn parse_filter(text: Option<&str>) -> Result<Option<Filter>, WireError> {
     match text.map(|t| Filter::parse_bytes(t.as_bytes())) {
         None => Ok(None),
         Some(Ok(f)) => Ok(Some(f)),
-        Some(Err(why)) => Err(Message::Error(WireError::new(ErrorKind::Invalid, why))),
+        Some(Err(why)) => Err(WireError::new(ErrorKind::Invalid, why)),
     }
 }
 
@@ -43,13 +43,13 @@ fn row_room<T: Transport>(s: &Session<T>) -> usize {
     (s.encoder().max_frame() as usize).saturating_sub(HEADER_LEN + 64)
 }
 
-fn too_large(max_frame: u32, offset: u64) -> Message {
-    Message::Error(WireError::new(
+fn too_large(max_frame: u32, offset: u64) -> WireError {
+    WireError::new(
         ErrorKind::FrameTooLarge { max_frame },
         format!(
             "the state row written at offset {offset} does not fit in a frame of {max_frame} bytes"
         ),
-    ))
+    )
 }
 
 /// Answers a `Get` (request `id`, admitted) on `reply`.
@@ -60,7 +60,7 @@ pub(crate) async fn get<T: Transport>(s: &Session<T>, id: u32, g: Get, reply: &m
             let row = r.row.as_ref().map(WireRow::from);
             match &row {
                 Some(w) if w.wire_len() > row_room(s) => {
-                    too_large(s.encoder().max_frame(), w.offset)
+                    Message::Error(too_large(s.encoder().max_frame(), w.offset))
                 }
                 _ => Message::GetResult(GetResult {
                     row,
@@ -80,13 +80,14 @@ pub(crate) async fn get<T: Transport>(s: &Session<T>, id: u32, g: Get, reply: &m
 /// engine's own.
 pub(crate) async fn scan<T: Transport>(s: &Session<T>, id: u32, sc: Scan, reply: &mut T::Reply) {
     let msg = match scan_page(s, sc) {
-        Ok(m) | Err(m) => m,
+        Ok(p) => Message::ScanPage(p),
+        Err(e) => Message::Error(e),
     };
     let _ = s.send(reply, id, msg).await;
     s.done(id);
 }
 
-fn scan_page<T: Transport>(s: &Session<T>, sc: Scan) -> Result<Message, Message> {
+fn scan_page<T: Transport>(s: &Session<T>, sc: Scan) -> Result<ScanPage, WireError> {
     let mut req = ScanRequest {
         filter: parse_filter(sc.filter.as_deref())?,
         entity: sc.entity,
@@ -102,16 +103,16 @@ fn scan_page<T: Transport>(s: &Session<T>, sc: Scan) -> Result<Message, Message>
         let page = s
             .engine()
             .state_scan(&sc.stream, &req)
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| WireError::from(&e))?;
         let rows: Vec<WireRow> = page.rows.iter().map(WireRow::from).collect();
         let size: usize = rows.iter().map(WireRow::wire_len).sum::<usize>()
             + page.next.as_ref().map_or(0, |n| n.len() + 10);
         if size <= room {
-            return Ok(Message::ScanPage(ScanPage {
+            return Ok(ScanPage {
                 rows,
                 next: page.next,
                 fence: page.fence,
-            }));
+            });
         }
         if req.limit <= 1 || rows.len() <= 1 {
             let offset = rows.first().map_or(0, |r| r.offset);
@@ -130,8 +131,8 @@ pub(crate) async fn start<T: Transport>(
 ) {
     let filter = match parse_filter(sub.filter.as_deref()) {
         Ok(f) => f,
-        Err(m) => {
-            let _ = s.send(reply, id, m).await;
+        Err(e) => {
+            let _ = s.send(reply, id, Message::Error(e)).await;
             s.done(id);
             return;
         }
@@ -182,7 +183,7 @@ enum Next {
 fn frames_of<T: Transport>(
     s: &Session<T>,
     ev: StateEvent,
-) -> Result<(Vec<Message>, Option<u64>), Message> {
+) -> Result<(Vec<Message>, Option<u64>), WireError> {
     match ev {
         StateEvent::Snapshot(rows) => {
             let room = row_room(s);
@@ -215,7 +216,7 @@ fn frames_of<T: Transport>(
         )),
         StateEvent::Records(b) => {
             let next = b.next_offset();
-            let parts = wire_parts(&b, s.encoder().max_frame()).map_err(Message::Error)?;
+            let parts = wire_parts(&b, s.encoder().max_frame())?;
             s.stats.data_out();
             Ok((parts.into_iter().map(Message::Data).collect(), Some(next)))
         }
@@ -301,7 +302,7 @@ async fn run<T: Transport>(
             Next::Item(None) => Some(Message::EndOfStream(EndOfStream { next_offset: sent })),
             Next::Item(Some(Err(e))) => Some(failed(&e)),
             Next::Item(Some(Ok(ev))) => match frames_of(s, ev) {
-                Err(m) => Some(m),
+                Err(e) => Some(Message::Error(e)),
                 Ok((frames, after)) => {
                     for m in frames {
                         let write = s.send(&mut sink, id, m);
