@@ -452,3 +452,76 @@ async fn json_snapshot_and_changes_equal_a_scan() {
     };
     assert_eq!(v["row"]["value"], "{\"n\":9}", "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_chunks_fit_the_clients_frame_limit() {
+    let s = Server::start(HttpConfig::default()).await;
+    let mut ws = connect(&s.base).await;
+    let hello = Message::Hello(Hello {
+        min_version: 2,
+        max_version: 2,
+        max_frame: MIN_MAX_FRAME,
+        client: "small-frames".into(),
+        auth_token: None,
+    });
+    send(&mut ws, 1, hello).await;
+    assert!(matches!(frame(&mut ws).await.message, Message::Welcome(_)));
+    send2(&mut ws, 2, create_keyed("big")).await;
+    frame(&mut ws).await;
+    let pad = "x".repeat(10_000);
+    let recs: Vec<Record> = (0..40)
+        .map(|i| Record::keyed(format!("k{i:02}"), format!(r#"{{"pad":"{pad}"}}"#)))
+        .collect();
+    send2(&mut ws, 3, append("big", recs)).await;
+    assert!(matches!(frame(&mut ws).await.message, Message::Appended(_)));
+    let sub = Message::SubscribeState(SubscribeState {
+        stream: "big".into(),
+        snapshot: true,
+        filter: None,
+        from: None,
+    });
+    send2(&mut ws, 4, sub).await;
+    let (mut chunks, mut rows) = (0, 0);
+    loop {
+        let msg = ws_next_binary(&mut ws).await;
+        assert!(msg.len() <= MIN_MAX_FRAME as usize + 4, "{}", msg.len());
+        match decode_frame(msg.into(), MAX_MAX_FRAME).unwrap().message {
+            Message::Snapshot(sn) => {
+                chunks += 1;
+                rows += sn.rows.len();
+            }
+            Message::SnapshotDone(d) => {
+                assert_eq!(d.rows, 40);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(rows, 40);
+    assert!(chunks >= 7, "{chunks} chunks");
+    // A page larger than the limit comes back smaller, with a cursor.
+    let scan = Message::Scan(Scan {
+        stream: "big".into(),
+        filter: None,
+        entity: None,
+        prefix: None,
+        after: None,
+        limit: 40,
+    });
+    send2(&mut ws, 5, scan).await;
+    let Message::ScanPage(p) = frame(&mut ws).await.message else {
+        panic!()
+    };
+    assert!(p.rows.len() < 40 && p.next.is_some(), "{}", p.rows.len());
+}
+
+async fn ws_next_binary(ws: &mut Socket) -> Vec<u8> {
+    use futures::StreamExt;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(WsMessage::Binary(b))) => return b.to_vec(),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}

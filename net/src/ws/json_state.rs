@@ -174,3 +174,88 @@ pub(super) fn change(id: u32, c: &Change) -> Value {
     }
     Value::Object(o)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::json::{request, Parsed};
+    use super::*;
+    use crate::proto::Message;
+
+    fn parsed(text: &str) -> Message {
+        match request(text) {
+            Parsed::Frame(f) => f.message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn state_requests_parse() {
+        assert_eq!(
+            parsed(r#"{"type":"get","id":1,"stream":"s","entity":"user","key":"u1"}"#),
+            Message::Get(Get {
+                stream: "s".into(),
+                key: WireKey::Entity {
+                    entity: "user".into(),
+                    key: "u1".into()
+                }
+            })
+        );
+        assert_eq!(
+            parsed(r#"{"type":"get","id":1,"stream":"s","key_b64":"AP8="}"#),
+            Message::Get(Get {
+                stream: "s".into(),
+                key: WireKey::Keyed(vec![0, 0xff])
+            })
+        );
+        let Message::Scan(s) = parsed(
+            r#"{"type":"scan","id":2,"stream":"s","filter":{"key_prefix":"a"},"after":"k","limit":5}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(s.filter.as_deref(), Some(r#"{"key_prefix":"a"}"#));
+        assert_eq!((s.after, s.limit), (Some(b"k".to_vec()), 5));
+        assert_eq!(
+            parsed(r#"{"type":"subscribe_state","id":9,"stream":"s","snapshot":true}"#),
+            Message::SubscribeState(SubscribeState {
+                stream: "s".into(),
+                snapshot: true,
+                filter: None,
+                from: None
+            })
+        );
+        for bad in [
+            r#"{"type":"get","id":3,"stream":"s"}"#,
+            r#"{"type":"get","id":3,"stream":"s","key":"a","key_b64":"YQ=="}"#,
+            r#"{"type":"create","id":3,"stream":"s","state":"bogus"}"#,
+        ] {
+            assert!(
+                matches!(request(bad), Parsed::Invalid { id: 3, .. }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn changes_render() {
+        let c = Change {
+            offset: 4,
+            op: ChangeOp::Upsert,
+            key: Some(WireKey::Keyed(vec![0xff])),
+            value: Some(b"{}".to_vec()),
+        };
+        assert_eq!(
+            change(7, &c),
+            json!({"type":"change","id":7,"offset":4,"op":"upsert","key_b64":"/w==","value":"{}"})
+        );
+        let r = Change {
+            offset: 5,
+            op: ChangeOp::Reset,
+            key: None,
+            value: None,
+        };
+        assert_eq!(
+            change(7, &r),
+            json!({"type":"change","id":7,"offset":5,"op":"reset"})
+        );
+    }
+}
