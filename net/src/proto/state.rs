@@ -113,15 +113,32 @@ impl From<&StateRow> for WireRow {
     }
 }
 
-impl WireRow {
-    /// Bytes this row adds to a `Snapshot` body, so a sender can cut chunks
-    /// within the peer's frame limit without encoding twice.
+impl WireKey {
+    /// An upper bound of the key's encoded length (varint lengths counted
+    /// at their widest), so senders can size frames without encoding.
     pub fn wire_len(&self) -> usize {
-        let key = match &self.key {
-            WireKey::Keyed(b) => b.len() + 9,
-            WireKey::Entity { entity, key } => entity.len() + key.len() + 18,
-        };
-        key + self.value.len() + 9 + 9 + 1
+        match self {
+            WireKey::Keyed(b) => b.len() + 9 + 1,
+            WireKey::Entity { entity, key } => entity.len() + key.len() + 18 + 1,
+        }
+    }
+}
+
+impl WireRow {
+    /// An upper bound of the bytes this row adds to a `Snapshot` or
+    /// `ScanPage` body, so a sender can cut chunks within the peer's frame
+    /// limit without encoding twice.
+    pub fn wire_len(&self) -> usize {
+        self.key.wire_len() + self.value.len() + 9 + 9
+    }
+}
+
+impl Change {
+    /// An upper bound of this change's encoded body length.
+    pub fn wire_len(&self) -> usize {
+        let key = self.key.as_ref().map_or(0, WireKey::wire_len);
+        let value = self.value.as_ref().map_or(0, |v| v.len() + 9);
+        9 + 1 + 1 + key + 1 + value
     }
 }
 

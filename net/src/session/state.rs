@@ -226,7 +226,7 @@ fn frames_of<T: Transport>(
             let mut next = None;
             for c in &changes {
                 let w = Change::from(c);
-                let len = w.key.as_ref().map_or(0, |_| 20) + w.value.as_ref().map_or(0, Vec::len);
+                let len = w.wire_len();
                 if len > room {
                     return Err(too_large(s.encoder().max_frame(), w.offset));
                 }

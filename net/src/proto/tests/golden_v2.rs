@@ -249,3 +249,19 @@ fn tombstone_record() {
     ];
     assert_eq!(wire(3, Message::Data(b)), want);
 }
+
+#[test]
+fn size_bounds_hold() {
+    let enc = Encoder::default().with_version(STATE_VERSION);
+    for m in super::samples::v2_messages() {
+        let body = enc.encode(&Frame::new(1, m.clone())).unwrap().wire_len() - 10;
+        match &m {
+            Message::Change(c) => assert!(c.wire_len() >= body, "{m:?}"),
+            Message::Snapshot(s) => {
+                let rows: usize = s.rows.iter().map(WireRow::wire_len).sum();
+                assert!(rows + 9 >= body, "{m:?}");
+            }
+            _ => {}
+        }
+    }
+}
