@@ -49,11 +49,14 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(again, frames, "the two decoders disagree");
     let _ = decode_frame(bytes::Bytes::copy_from_slice(input), limit);
-    let encoder = Encoder::new(limit);
     for frame in frames {
+        // Version-2 frames (state requests, and the grown `Create`, `Info`
+        // and `Created` bodies) re-encode in their own version.
+        let encoder = Encoder::new(limit).with_version(frame.version);
         if let Ok(encoded) = encoder.encode(&frame) {
             let again = decode_frame(encoded.to_bytes(), limit).expect("re-encoded frame decodes");
-            assert_eq!(again, frame);
+            // `Hello`, `Welcome` and `Error` are always written as version 1.
+            assert_eq!((again.request_id, again.message), (frame.request_id, frame.message));
         }
     }
 });

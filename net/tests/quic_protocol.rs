@@ -95,6 +95,7 @@ impl Raw {
             Some(Frame {
                 request_id,
                 message: Message::Error(e),
+                ..
             }) => (request_id, e.kind),
             other => panic!("expected an Error frame, got {other:?}"),
         }
@@ -134,6 +135,7 @@ async fn pipelined_requests_on_one_stream_are_answered_by_id() {
         content_type: "text/plain".into(),
         ttl_secs: None,
         expires_at_ms: None,
+        state: None,
     });
     raw.frame(2, create).await;
     for id in 3..13u32 {

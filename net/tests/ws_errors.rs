@@ -23,6 +23,7 @@ async fn errors_then_close(ws: &mut Socket) -> (Vec<(u32, ErrorKind)>, Option<u1
             Got::Frame(Frame {
                 request_id,
                 message: Message::Error(e),
+                ..
             }) => (request_id, e.kind),
             other => panic!("expected only Error frames, got {other:?}"),
         })
@@ -163,6 +164,7 @@ async fn bad_binary_messages_get_an_error_and_a_close() {
                 Got::Frame(Frame {
                     request_id: 77,
                     message: Message::Pong,
+                    ..
                 }) => break,
                 Got::Frame(_) => continue,
                 Got::Close(code) => {
@@ -287,7 +289,8 @@ async fn shutdown_resumes_subscriptions_and_closes_with_1001() {
                 message: Message::Resume(weir_net::proto::Resume {
                     offset: 0,
                     reason: weir_net::proto::ResumeReason::ShuttingDown
-                })
+                }),
+                ..
             })]
         ),
         "{before:?}"

@@ -56,6 +56,8 @@ pub(crate) struct Conn {
     /// Encodes for the server's frame limit from `Welcome`.
     pub encoder: Encoder,
     pub max_frame: u32,
+    /// The protocol version the server chose in `Welcome`.
+    pub version: u8,
     /// Subscriptions waiting for their stream, by request id.
     waiting: Arc<Mutex<HashMap<u32, Waiting>>>,
     dispatcher: tokio::task::AbortHandle,
@@ -114,7 +116,8 @@ impl Conn {
         .abort_handle();
         Ok(Conn {
             quic,
-            encoder: Encoder::new(welcome.max_frame),
+            encoder: Encoder::new(welcome.max_frame).with_version(welcome.version),
+            version: welcome.version,
             max_frame: config.max_frame,
             waiting,
             dispatcher,

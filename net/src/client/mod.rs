@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod conn;
+mod state;
 mod subscription;
 mod tls;
 
@@ -46,6 +47,7 @@ use crate::proto::{
 use crate::quic::TransportSettings;
 use conn::Conn;
 
+pub use state::{StateItem, StateSubscription};
 pub use subscription::Subscription;
 pub use tls::Trust;
 
@@ -256,6 +258,7 @@ impl Client {
             content_type: content_type.into(),
             ttl_secs: None,
             expires_at_ms: None,
+            state: None,
         })
         .await
     }

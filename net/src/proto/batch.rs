@@ -12,7 +12,8 @@
 //!   u64 append_time_ms
 //!   u32 end[count]            end of record i within the data region
 //!   data                      record i = u32 key_tag | key | payload
-//!                             key_tag 0 = no key, otherwise key length + 1
+//!                             key_tag 0 = no key, otherwise key length + 1;
+//!                             bit 31 set: a tombstone (only with a key)
 //! Data body:
 //!   u64 base_offset           offset of stored record 0
 //!   u32 start, u32 end        the visible records are [start, end) of the batch
@@ -36,15 +37,18 @@ pub const DATA_HEAD_LEN: usize = 8 + 4 + 4;
 
 const LAYOUT_VERSION: u8 = 1;
 
-/// One record as the layout writer sees it: optional key, payload.
-type Parts<'a> = (Option<&'a [u8]>, &'a [u8]);
+/// One record as the layout writer sees it: optional key, payload, tombstone.
+type Parts<'a> = (Option<&'a [u8]>, &'a [u8], bool);
+
+/// Bit of a key tag that marks a tombstone (the engine's stored layout).
+pub const TOMBSTONE_BIT: u32 = 1 << 31;
 
 /// Length of the stored layout of `records`, or `None` when its data region
 /// would not fit the layout's 32-bit record ends.
 fn layout_len<'a>(records: impl Iterator<Item = Parts<'a>>) -> Option<usize> {
     let mut count = 0usize;
     let mut data = 0usize;
-    for (key, payload) in records {
+    for (key, payload, _) in records {
         count += 1;
         data = data
             .checked_add(4 + key.map_or(0, <[u8]>::len))?
@@ -66,15 +70,16 @@ where
     out.put_u32_le(records.clone().count() as u32);
     out.put_u64_le(append_time_ms);
     let mut end = 0u32;
-    for (key, payload) in records.clone() {
+    for (key, payload, _) in records.clone() {
         end += (4 + key.map_or(0, <[u8]>::len) + payload.len()) as u32;
         out.put_u32_le(end);
     }
-    for (key, payload) in records {
+    for (key, payload, tombstone) in records {
         match key {
             None => out.put_u32_le(0),
             Some(k) => {
-                out.put_u32_le(k.len() as u32 + 1);
+                let mark = if tombstone { TOMBSTONE_BIT } else { 0 };
+                out.put_u32_le((k.len() as u32 + 1) | mark);
                 out.put_slice(k);
             }
         }
@@ -83,13 +88,15 @@ where
 }
 
 fn parts_of(records: &[Record]) -> impl Iterator<Item = Parts<'_>> + Clone {
-    records.iter().map(|r| (r.key.as_deref(), &r.payload[..]))
+    records
+        .iter()
+        .map(|r| (r.key.as_deref(), &r.payload[..], r.tombstone))
 }
 
 fn parts_of_batch(batch: &Batch) -> impl Iterator<Item = Parts<'_>> + Clone {
     (0..batch.len()).map(move |i| {
         let r = batch.get(i).expect("index below len");
-        (r.key, r.payload)
+        (r.key, r.payload, r.tombstone)
     })
 }
 

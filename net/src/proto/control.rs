@@ -23,6 +23,37 @@ const CONFIG: bincode::config::Configuration<
     bincode::config::Limit<MAX_CONTROL_LEN>,
 > = bincode::config::standard().with_limit::<MAX_CONTROL_LEN>();
 
+/// Limit of the version-2 bodies that carry state rows (`GetResult`,
+/// `ScanPage`, `Snapshot`, `Change`): values are record payloads, so these
+/// are bounded by the frame limit rather than by [`MAX_CONTROL_LEN`].
+const ROWS_CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ 1 << 30 }>,
+> = bincode::config::standard().with_limit::<{ 1 << 30 }>();
+
+/// Appends the encoding of a row-bearing body to `out` (no control limit:
+/// the encoder checks the frame limit).
+pub(crate) fn encode_rows<T: Serialize>(value: &T, out: &mut BytesMut) -> Result<(), ControlError> {
+    bincode::serde::encode_into_std_write(value, &mut out.writer(), ROWS_CONFIG)
+        .map_err(|e| ControlError::Codec(e.to_string()))?;
+    Ok(())
+}
+
+/// Decodes exactly one row-bearing body filling all of `body`. Claimed
+/// lengths are checked against the bytes present before anything is kept.
+pub(crate) fn decode_rows<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(body, ROWS_CONFIG)
+        .map_err(|e| ControlError::Codec(e.to_string()))?;
+    if used != body.len() {
+        return Err(ControlError::Codec(format!(
+            "{} trailing bytes after the message",
+            body.len() - used
+        )));
+    }
+    Ok(value)
+}
+
 /// Appends the encoding of `value` to `out`; fails with the encoded length
 /// when it exceeds [`MAX_CONTROL_LEN`] or with bincode's reason.
 pub(crate) fn encode<T: Serialize>(value: &T, out: &mut BytesMut) -> Result<(), ControlError> {

@@ -114,17 +114,22 @@ pub(super) fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
             request_id,
         });
     }
-    let opcode = Opcode::from_u8(byte).ok_or(DecodeError::UnknownOpcode {
+    let opcode = Opcode::in_version(byte, version).ok_or(DecodeError::UnknownOpcode {
         opcode: byte,
         request_id,
     })?;
-    let message = Message::read_body(opcode, frame.slice(PREFIX_LEN + MIN_LENGTH as usize..))
-        .map_err(|reason| DecodeError::Malformed {
-            opcode,
-            request_id,
-            reason,
-        })?;
+    let message = Message::read_body(
+        opcode,
+        version,
+        frame.slice(PREFIX_LEN + MIN_LENGTH as usize..),
+    )
+    .map_err(|reason| DecodeError::Malformed {
+        opcode,
+        request_id,
+        reason,
+    })?;
     Ok(Frame {
+        version,
         request_id,
         message,
     })

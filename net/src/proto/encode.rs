@@ -8,11 +8,13 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::control::{ControlError, MAX_CONTROL_LEN};
 use super::frame::{clamp_max_frame, Frame, DEFAULT_MAX_FRAME, PREFIX_LEN, VERSION};
+use super::opcode::Opcode;
 
 /// Encodes frames for a peer that accepts frames up to a given limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoder {
     max_frame: u32,
+    version: u8,
 }
 
 impl Default for Encoder {
@@ -27,7 +29,19 @@ impl Encoder {
     pub fn new(max_frame: u32) -> Self {
         Encoder {
             max_frame: clamp_max_frame(max_frame),
+            version: VERSION,
         }
+    }
+
+    /// The same encoder for the negotiated protocol `version`.
+    pub fn with_version(mut self, version: u8) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The protocol version this encoder writes.
+    pub fn version(&self) -> u8 {
+        self.version
     }
 
     /// The peer's frame limit this encoder enforces.
@@ -37,12 +51,26 @@ impl Encoder {
 
     /// Encodes `frame`, or says why it cannot be sent to this peer.
     pub fn encode(&self, frame: &Frame) -> Result<Encoded, EncodeError> {
+        let op = frame.message.opcode();
+        if op.since() > self.version {
+            return Err(EncodeError::NotInVersion {
+                opcode: op as u8,
+                version: self.version,
+            });
+        }
+        // Any two peers must be able to negotiate, or learn why they cannot.
+        let version = match op {
+            Opcode::Hello | Opcode::Welcome | Opcode::Error => VERSION,
+            _ => self.version,
+        };
         let mut head = BytesMut::with_capacity(64);
         head.put_u32_le(0); // length, patched below
-        head.put_u8(VERSION);
-        head.put_u8(frame.message.opcode() as u8);
+        head.put_u8(version);
+        head.put_u8(op as u8);
         head.put_u32_le(frame.request_id);
-        let tail = frame.message.write_body(&mut head, self.max_frame)?;
+        let tail = frame
+            .message
+            .write_body(&mut head, self.max_frame, version)?;
         let length = head.len() - PREFIX_LEN + tail.len();
         if length > self.max_frame as usize {
             return Err(EncodeError::FrameTooLarge {
@@ -122,6 +150,13 @@ pub enum EncodeError {
     BatchTooLarge,
     /// The control encoder refused a value (not expected for this crate's types).
     Control(String),
+    /// The message does not exist in the encoder's protocol version.
+    NotInVersion {
+        /// The message's opcode.
+        opcode: u8,
+        /// The encoder's version.
+        version: u8,
+    },
 }
 
 impl From<ControlError> for EncodeError {
@@ -151,6 +186,12 @@ impl std::fmt::Display for EncodeError {
             EncodeError::EmptyBatch => write!(f, "a record batch needs at least one record"),
             EncodeError::BatchTooLarge => write!(f, "records exceed the 4 GiB a batch can index"),
             EncodeError::Control(why) => write!(f, "control message: {why}"),
+            EncodeError::NotInVersion { opcode, version } => {
+                write!(
+                    f,
+                    "opcode {opcode:#04x} is not defined in version {version}"
+                )
+            }
         }
     }
 }

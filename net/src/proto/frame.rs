@@ -14,14 +14,18 @@
 
 use super::message::Message;
 
-/// The protocol version this codec speaks.
+/// The base protocol version: `Hello`, `Welcome` and `Error` are always
+/// framed in it, and encoders use it until a newer one is negotiated.
 pub const VERSION: u8 = 1;
+
+/// The version that adds state requests (`Get`, `Scan`, `SubscribeState`).
+pub const STATE_VERSION: u8 = 2;
 
 /// Oldest protocol version this codec accepts (versions are negotiated in `Hello`).
 pub const MIN_VERSION: u8 = 1;
 
 /// Newest protocol version this codec accepts.
-pub const MAX_VERSION: u8 = 1;
+pub const MAX_VERSION: u8 = 2;
 
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
@@ -47,6 +51,9 @@ pub const CONNECTION_ID: u32 = 0;
 /// One decoded (or to-be-encoded) frame: the request it belongs to and its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The version byte the frame was decoded from ([`VERSION`] for frames
+    /// built here); an [`crate::proto::Encoder`] writes its own version.
+    pub version: u8,
     /// The request this frame starts, answers or continues.
     pub request_id: u32,
     /// What the frame says.
@@ -57,9 +64,16 @@ impl Frame {
     /// A frame of `message` for request `request_id`.
     pub fn new(request_id: u32, message: Message) -> Self {
         Frame {
+            version: VERSION,
             request_id,
             message,
         }
+    }
+
+    /// The same frame marked as being of `version`.
+    pub fn with_version(mut self, version: u8) -> Self {
+        self.version = version;
+        self
     }
 }
 

@@ -19,8 +19,12 @@ use super::replies::{
 use super::requests::{
     Append, AppendMeta, Create, Delete, Head, Hello, Read, Subscribe, Unsubscribe,
 };
+use super::state::{
+    Change, Get, GetResult, Scan, ScanPage, Snapshot, SnapshotDone, StateInfo, StateSubscribed,
+    SubscribeState, WireStateMode,
+};
 
-/// Every message of protocol version 1.
+/// Every message of protocol versions 1 and 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// Client greeting and version negotiation (`0x01`).
@@ -41,6 +45,12 @@ pub enum Message {
     Subscribe(Subscribe),
     /// Stop a subscription (`0x09`).
     Unsubscribe(Unsubscribe),
+    /// Version 2: one key's value (`0x0a`).
+    Get(Get),
+    /// Version 2: one page of a stream's state (`0x0b`).
+    Scan(Scan),
+    /// Version 2: a state snapshot, then its changes (`0x0c`).
+    SubscribeState(SubscribeState),
     /// The server accepted `Hello` (`0x81`).
     Welcome(Welcome),
     /// Reply to `Ping` (`0x82`).
@@ -59,12 +69,24 @@ pub enum Message {
     Subscribed(Subscribed),
     /// Reply to `Unsubscribe` (`0x89`).
     Unsubscribed(Unsubscribed),
+    /// Version 2: reply to `Get` (`0x8a`).
+    GetResult(GetResult),
+    /// Version 2: reply to `Scan` (`0x8b`).
+    ScanPage(ScanPage),
+    /// Version 2: reply to `SubscribeState` (`0x8c`).
+    StateSubscribed(StateSubscribed),
     /// Visible records of one batch, for a `Read` or a subscription (`0x90`).
     Data(Batch),
     /// The server ended a subscription; resume from an offset (`0x91`).
     Resume(Resume),
     /// A subscription delivered its closed stream to the end (`0x92`).
     EndOfStream(EndOfStream),
+    /// Version 2: rows of a state snapshot (`0x93`).
+    Snapshot(Snapshot),
+    /// Version 2: a state snapshot is complete (`0x94`).
+    SnapshotDone(SnapshotDone),
+    /// Version 2: one filtered state change (`0x95`).
+    Change(Change),
     /// A request failed, or the connection is in trouble (`0xff`).
     Error(WireError),
 }
@@ -94,6 +116,15 @@ impl Message {
             Message::Data(_) => Opcode::Data,
             Message::Resume(_) => Opcode::Resume,
             Message::EndOfStream(_) => Opcode::EndOfStream,
+            Message::Get(_) => Opcode::Get,
+            Message::Scan(_) => Opcode::Scan,
+            Message::SubscribeState(_) => Opcode::SubscribeState,
+            Message::GetResult(_) => Opcode::GetResult,
+            Message::ScanPage(_) => Opcode::ScanPage,
+            Message::StateSubscribed(_) => Opcode::StateSubscribed,
+            Message::Snapshot(_) => Opcode::Snapshot,
+            Message::SnapshotDone(_) => Opcode::SnapshotDone,
+            Message::Change(_) => Opcode::Change,
             Message::Error(_) => Opcode::Error,
         }
     }
@@ -101,13 +132,30 @@ impl Message {
     /// Appends the body to `out` and returns the bytes that follow it
     /// without being copied (the stored batch of `Data`, else empty).
     /// `max_frame` is the peer's frame limit, checked before a large batch
-    /// of records is copied in.
+    /// of records is copied in; `version` picks the body of messages whose
+    /// layout grew in version 2.
     pub(crate) fn write_body(
         &self,
         out: &mut BytesMut,
         max_frame: u32,
+        version: u8,
     ) -> Result<Bytes, EncodeError> {
+        let v2 = version >= 2;
         match self {
+            Message::Create(m) if v2 => control::encode(&(m, &m.state), out)?,
+            Message::Info(m) if v2 => control::encode(&(m, m.state.unwrap_or_default()), out)?,
+            Message::Created(m) if v2 => {
+                control::encode(&(m.created, &m.info, m.info.state.unwrap_or_default()), out)?
+            }
+            Message::Get(m) => control::encode(m, out)?,
+            Message::Scan(m) => control::encode(m, out)?,
+            Message::SubscribeState(m) => control::encode(m, out)?,
+            Message::GetResult(m) => control::encode_rows(m, out)?,
+            Message::ScanPage(m) => control::encode_rows(m, out)?,
+            Message::StateSubscribed(m) => control::encode(m, out)?,
+            Message::Snapshot(m) => control::encode_rows(m, out)?,
+            Message::SnapshotDone(m) => control::encode(m, out)?,
+            Message::Change(m) => control::encode_rows(m, out)?,
             Message::Ping | Message::Pong | Message::Deleted => {}
             Message::Hello(m) => control::encode(m, out)?,
             Message::Create(m) => control::encode(m, out)?,
@@ -132,11 +180,38 @@ impl Message {
         Ok(Bytes::new())
     }
 
-    /// Decodes the body of a frame with opcode `op`; the error says why the
-    /// body is malformed.
-    pub(crate) fn read_body(op: Opcode, body: Bytes) -> Result<Message, String> {
+    /// Decodes the body of a frame of `version` with opcode `op` (defined
+    /// in that version); the error says why the body is malformed.
+    pub(crate) fn read_body(op: Opcode, version: u8, body: Bytes) -> Result<Message, String> {
         let c = |e: ControlError| e.to_string();
+        let v2 = version >= 2;
         Ok(match op {
+            Opcode::Create if v2 => {
+                let (mut m, state): (Create, Option<WireStateMode>) =
+                    control::decode(&body).map_err(c)?;
+                m.state = state;
+                Message::Create(m)
+            }
+            Opcode::Info if v2 => {
+                let (mut m, state): (StreamInfo, StateInfo) = control::decode(&body).map_err(c)?;
+                m.state = Some(state);
+                Message::Info(m)
+            }
+            Opcode::Created if v2 => {
+                let (created, mut info, state): (bool, StreamInfo, StateInfo) =
+                    control::decode(&body).map_err(c)?;
+                info.state = Some(state);
+                Message::Created(Created { created, info })
+            }
+            Opcode::Get => Message::Get(control::decode(&body).map_err(c)?),
+            Opcode::Scan => Message::Scan(control::decode(&body).map_err(c)?),
+            Opcode::SubscribeState => Message::SubscribeState(control::decode(&body).map_err(c)?),
+            Opcode::GetResult => Message::GetResult(control::decode_rows(&body).map_err(c)?),
+            Opcode::ScanPage => Message::ScanPage(control::decode_rows(&body).map_err(c)?),
+            Opcode::StateSubscribed => Message::StateSubscribed(control::decode(&body).map_err(c)?),
+            Opcode::Snapshot => Message::Snapshot(control::decode_rows(&body).map_err(c)?),
+            Opcode::SnapshotDone => Message::SnapshotDone(control::decode(&body).map_err(c)?),
+            Opcode::Change => Message::Change(control::decode_rows(&body).map_err(c)?),
             Opcode::Ping | Opcode::Pong | Opcode::Deleted => {
                 if !body.is_empty() {
                     return Err(format!(

@@ -36,6 +36,7 @@ mod message;
 mod opcode;
 mod replies;
 mod requests;
+mod state;
 
 #[cfg(test)]
 mod tests;
@@ -47,7 +48,7 @@ pub use encode::{EncodeError, Encoded, Encoder};
 pub use error::{ErrorKind, WireError, MAX_ERROR_FIELD};
 pub use frame::{
     clamp_max_frame, Frame, CONNECTION_ID, DEFAULT_MAX_FRAME, HEADER_LEN, MAX_MAX_FRAME,
-    MAX_VERSION, MIN_LENGTH, MIN_MAX_FRAME, MIN_VERSION, PREFIX_LEN, VERSION,
+    MAX_VERSION, MIN_LENGTH, MIN_MAX_FRAME, MIN_VERSION, PREFIX_LEN, STATE_VERSION, VERSION,
 };
 pub use message::Message;
 pub use opcode::Opcode;
@@ -57,4 +58,8 @@ pub use replies::{
 };
 pub use requests::{
     Append, Create, Delete, Head, Hello, Producer, Read, Subscribe, SubscribeFrom, Unsubscribe,
+};
+pub use state::{
+    Change, ChangeOp, Get, GetResult, Scan, ScanPage, Snapshot, SnapshotDone, StateInfo,
+    StateSubscribed, SubscribeState, WireKey, WireRow, WireStateMode,
 };

@@ -4,7 +4,7 @@
 //! Server-initiated frames about a subscription use `0x90..`, and `0xff` is
 //! the error frame.
 
-/// Every opcode of protocol version 1.
+/// Every opcode of protocol versions 1 and 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Opcode {
@@ -26,6 +26,12 @@ pub enum Opcode {
     Subscribe = 0x08,
     /// Stop a subscription.
     Unsubscribe = 0x09,
+    /// Version 2: one key's value.
+    Get = 0x0a,
+    /// Version 2: one page of a stream's state.
+    Scan = 0x0b,
+    /// Version 2: a state snapshot, then its changes.
+    SubscribeState = 0x0c,
     /// Reply to `Hello`.
     Welcome = 0x81,
     /// Reply to `Ping`.
@@ -44,19 +50,31 @@ pub enum Opcode {
     Subscribed = 0x88,
     /// Reply to `Unsubscribe`.
     Unsubscribed = 0x89,
+    /// Version 2: reply to `Get`.
+    GetResult = 0x8a,
+    /// Version 2: reply to `Scan`.
+    ScanPage = 0x8b,
+    /// Version 2: reply to `SubscribeState`.
+    StateSubscribed = 0x8c,
     /// A record batch, for a read or a subscription.
     Data = 0x90,
     /// The server ended a subscription; resume it from an offset.
     Resume = 0x91,
     /// A subscription delivered a closed stream to its end.
     EndOfStream = 0x92,
+    /// Version 2: rows of a state subscription's snapshot.
+    Snapshot = 0x93,
+    /// Version 2: a state subscription's snapshot is complete.
+    SnapshotDone = 0x94,
+    /// Version 2: one membership change of a filtered state subscription.
+    Change = 0x95,
     /// A request failed, or the connection is in trouble.
     Error = 0xff,
 }
 
 impl Opcode {
     /// Every opcode, in wire order (used by tests and documentation).
-    pub const ALL: [Opcode; 22] = [
+    pub const ALL: [Opcode; 31] = [
         Opcode::Hello,
         Opcode::Ping,
         Opcode::Create,
@@ -66,6 +84,9 @@ impl Opcode {
         Opcode::Read,
         Opcode::Subscribe,
         Opcode::Unsubscribe,
+        Opcode::Get,
+        Opcode::Scan,
+        Opcode::SubscribeState,
         Opcode::Welcome,
         Opcode::Pong,
         Opcode::Created,
@@ -75,15 +96,43 @@ impl Opcode {
         Opcode::ReadDone,
         Opcode::Subscribed,
         Opcode::Unsubscribed,
+        Opcode::GetResult,
+        Opcode::ScanPage,
+        Opcode::StateSubscribed,
         Opcode::Data,
         Opcode::Resume,
         Opcode::EndOfStream,
+        Opcode::Snapshot,
+        Opcode::SnapshotDone,
+        Opcode::Change,
         Opcode::Error,
     ];
 
-    /// The opcode of a wire byte, or `None` for bytes version 1 does not define.
+    /// The opcode of a wire byte, or `None` for bytes no version defines.
     pub fn from_u8(byte: u8) -> Option<Opcode> {
         Opcode::ALL.iter().copied().find(|op| *op as u8 == byte)
+    }
+
+    /// The opcode of a wire byte in a frame of `version`, or `None` when
+    /// that version does not define it.
+    pub fn in_version(byte: u8, version: u8) -> Option<Opcode> {
+        Opcode::from_u8(byte).filter(|op| op.since() <= version)
+    }
+
+    /// The first protocol version that defines this opcode.
+    pub fn since(self) -> u8 {
+        match self {
+            Opcode::Get
+            | Opcode::Scan
+            | Opcode::SubscribeState
+            | Opcode::GetResult
+            | Opcode::ScanPage
+            | Opcode::StateSubscribed
+            | Opcode::Snapshot
+            | Opcode::SnapshotDone
+            | Opcode::Change => 2,
+            _ => 1,
+        }
     }
 
     /// Whether clients send this opcode (servers send all the others).

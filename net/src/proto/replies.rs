@@ -32,6 +32,10 @@ pub struct StreamInfo {
     pub next_offset: u64,
     /// Whether the stream is closed to appends.
     pub closed: bool,
+    /// Version 2: the stream's state mode and build progress. Not part of
+    /// the version-1 body, which is why serde skips it.
+    #[serde(skip)]
+    pub state: Option<super::state::StateInfo>,
 }
 
 impl From<&weir_storage::StreamInfo> for StreamInfo {
@@ -44,6 +48,7 @@ impl From<&weir_storage::StreamInfo> for StreamInfo {
             created_at_ms: i.created_at_ms,
             next_offset: i.next_offset,
             closed: i.closed,
+            state: Some(i.state.into()),
         }
     }
 }

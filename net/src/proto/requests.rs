@@ -33,6 +33,10 @@ pub struct Create {
     pub ttl_secs: Option<u64>,
     /// Absolute expiry, milliseconds since the Unix epoch.
     pub expires_at_ms: Option<u64>,
+    /// Version 2: the state mode to keep (absent: none). Not part of the
+    /// version-1 body, which is why serde skips it.
+    #[serde(skip)]
+    pub state: Option<super::state::WireStateMode>,
 }
 
 impl Create {

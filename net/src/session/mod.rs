@@ -19,6 +19,7 @@
 mod data;
 mod requests;
 mod sink;
+mod state;
 mod stats;
 mod subscription;
 
@@ -93,7 +94,8 @@ pub(crate) enum Stop {
 }
 
 struct State {
-    /// The encoder for the peer's frame limit, once `Hello` was accepted.
+    /// The encoder for the peer's frame limit and the negotiated version,
+    /// once `Hello` was accepted.
     encoder: Option<Encoder>,
     /// Request ids in flight (subscriptions until they end).
     in_flight: HashSet<u32>,
@@ -180,6 +182,11 @@ impl<T: Transport> Session<T> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The negotiated protocol version (version 1 before `Hello`).
+    pub fn version(&self) -> u8 {
+        self.encoder().version()
+    }
+
     /// The encoder for this peer (the default limit before `Hello`, which
     /// only matters for small error frames).
     pub(crate) fn encoder(&self) -> Encoder {
@@ -259,10 +266,10 @@ impl<T: Transport> Session<T> {
         self.stats.frame_in();
         let id = frame.request_id;
         let opcode = frame.message.opcode() as u8;
-        let greeted = {
+        let (greeted, version) = {
             let mut s = self.lock();
             s.last_activity = Instant::now();
-            s.encoder.is_some()
+            (s.encoder.is_some(), s.encoder.map(|e| e.version()))
         };
         if let Message::Hello(hello) = frame.message {
             if greeted {
@@ -277,6 +284,35 @@ impl<T: Transport> Session<T> {
             self.error(reply, id, kind, "the first frame must be Hello")
                 .await;
             return Flow::Close;
+        }
+        if version != Some(frame.version) {
+            let kind = ErrorKind::UnsupportedVersion {
+                min_version: MIN_VERSION,
+                max_version: MAX_VERSION,
+            };
+            self.error(
+                reply,
+                id,
+                kind,
+                "a frame of another version than negotiated",
+            )
+            .await;
+            return Flow::Close;
+        }
+        // Only a JSON request can get here with a message its version lacks
+        // (binary frames are checked by the decoder); answer it the same way.
+        if frame.message.opcode().since() > frame.version {
+            let kind = ErrorKind::UnknownOpcode { opcode };
+            self.error(reply, id, kind, "not defined in the negotiated version")
+                .await;
+            return Flow::Continue;
+        }
+        if let Message::Create(c) = &frame.message {
+            if c.state.is_some() && frame.version < crate::proto::STATE_VERSION {
+                let why = "a state mode needs protocol version 2";
+                self.error(reply, id, ErrorKind::Invalid, why).await;
+                return Flow::Continue;
+            }
         }
         if !frame.message.opcode().is_request() {
             let kind = ErrorKind::UnexpectedMessage { opcode };
@@ -309,7 +345,7 @@ impl<T: Transport> Session<T> {
                 .await;
             return Flow::Close;
         }
-        self.lock().encoder = Some(Encoder::new(hello.max_frame));
+        self.lock().encoder = Some(Encoder::new(hello.max_frame).with_version(hi));
         tracing::debug!(client = %hello.client, version = hi, "binary session started");
         let welcome = crate::proto::Welcome {
             version: hi,
@@ -334,7 +370,8 @@ impl<T: Transport> Session<T> {
         if s.in_flight.len() >= self.config.max_in_flight {
             return Err((ErrorKind::Busy, "too many requests in flight"));
         }
-        if matches!(m, Message::Subscribe(_)) && s.subs.len() >= self.config.max_subscriptions {
+        let subscribes = matches!(m, Message::Subscribe(_) | Message::SubscribeState(_));
+        if subscribes && s.subs.len() >= self.config.max_subscriptions {
             return Err((ErrorKind::Busy, "too many subscriptions on this connection"));
         }
         s.in_flight.insert(id);

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use weir_storage::AppendRequest;
 
 use super::data::wire_parts;
-use super::subscription;
+use super::{state, subscription};
 use super::{Session, Stop, Transport};
 use crate::proto::{
     Appended, Created, ErrorKind, Message, ReadDone, StreamInfo, Unsubscribed, WireError,
@@ -37,8 +37,9 @@ pub(crate) async fn dispatch<T: Transport>(
         Message::Create(c) => {
             let fut = async move {
                 let config = c.config();
+                let mode = c.state.map(Into::into).unwrap_or_default();
                 match engine
-                    .create_stream_with(&c.stream, config, Vec::new(), false)
+                    .create_stream_in_mode(&c.stream, config, mode, Vec::new(), false)
                     .await
                 {
                     Ok(o) => Message::Created(Created::from(&o)),
@@ -89,6 +90,9 @@ pub(crate) async fn dispatch<T: Transport>(
         }
         Message::Subscribe(sub) => subscription::start(s, id, sub, reply).await,
         Message::Unsubscribe(u) => unsubscribe(s, id, u.subscription, reply).await,
+        Message::Get(g) => state::get(s, id, g, reply).await,
+        Message::Scan(sc) => state::scan(s, id, sc, reply).await,
+        Message::SubscribeState(sub) => state::start(s, id, sub, reply).await,
         // Hello and Ping are answered before admission; replies never get here.
         _ => s.done(id),
     }

@@ -245,7 +245,11 @@ async fn read_loop(
                     );
                 }
                 match json::request(t.as_str()) {
-                    Parsed::Frame(frame) => session.on_frame(frame, reply).await,
+                    // JSON has no version byte: it speaks the negotiated one.
+                    Parsed::Frame(frame) => {
+                        let frame = frame.with_version(session.version());
+                        session.on_frame(frame, reply).await
+                    }
                     Parsed::Invalid { id, error } => {
                         session.stats().frame_in();
                         let _ = session.send(reply, id, Message::Error(error)).await;

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use weir_storage::{Batch, Record};
 
+use super::json_state::{self, JsonGet, JsonScan, JsonSubscribeState};
 use crate::proto::{
     decode_frame, Append, Create, Delete, Encoded, ErrorKind, Frame, Head, Hello, Message,
     Producer, Read, ResumeReason, StreamInfo, Subscribe, SubscribeFrom, Unsubscribe, WireError,
-    DEFAULT_MAX_FRAME, MAX_MAX_FRAME, MAX_VERSION, MIN_VERSION,
+    DEFAULT_MAX_FRAME, MAX_MAX_FRAME, MIN_VERSION, VERSION,
 };
 
 /// Content type of a stream created without one.
@@ -62,6 +63,7 @@ enum Request {
         content_type: Option<String>,
         ttl_secs: Option<u64>,
         expires_at_ms: Option<u64>,
+        state: Option<String>,
     },
     Head {
         stream: String,
@@ -90,6 +92,9 @@ enum Request {
     Unsubscribe {
         subscription: u32,
     },
+    Get(JsonGet),
+    Scan(JsonScan),
+    SubscribeState(JsonSubscribeState),
 }
 
 #[derive(Deserialize)]
@@ -121,7 +126,7 @@ impl JsonRecord {
     }
 }
 
-fn b64(text: &str, field: &str) -> Result<Bytes, String> {
+pub(super) fn b64(text: &str, field: &str) -> Result<Bytes, String> {
     B64.decode(text)
         .map(Bytes::from)
         .map_err(|e| format!("{field} is not base64: {e}"))
@@ -167,7 +172,8 @@ fn message(req: Request) -> Result<Message, String> {
             auth_token,
         } => Message::Hello(Hello {
             min_version: min_version.unwrap_or(MIN_VERSION),
-            max_version: max_version.unwrap_or(MAX_VERSION),
+            // Version 1 unless asked: JSON clients written for it see no change.
+            max_version: max_version.unwrap_or(VERSION),
             max_frame: max_frame.unwrap_or(DEFAULT_MAX_FRAME),
             client,
             auth_token,
@@ -178,11 +184,20 @@ fn message(req: Request) -> Result<Message, String> {
             content_type,
             ttl_secs,
             expires_at_ms,
+            state,
         } => Message::Create(Create {
             stream,
             content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
             ttl_secs,
             expires_at_ms,
+            state: match state {
+                None => None,
+                Some(s) => Some(
+                    weir_storage::StateMode::parse(&s)
+                        .ok_or("state must be none, keyed or state-protocol")?
+                        .into(),
+                ),
+            },
         }),
         Request::Head { stream } => Message::Head(Head { stream }),
         Request::Delete { stream } => Message::Delete(Delete { stream }),
@@ -222,6 +237,9 @@ fn message(req: Request) -> Result<Message, String> {
             Message::Subscribe(Subscribe { stream, from })
         }
         Request::Unsubscribe { subscription } => Message::Unsubscribe(Unsubscribe { subscription }),
+        Request::Get(g) => Message::Get(g.into_get()?),
+        Request::Scan(s) => Message::Scan(s.into_scan()?),
+        Request::SubscribeState(s) => Message::SubscribeState(s.into_subscribe()),
     })
 }
 
@@ -276,6 +294,18 @@ fn reply_value(f: &Frame) -> Value {
         Message::EndOfStream(e) => json!({
             "type": "end_of_stream", "id": id, "next_offset": e.next_offset,
         }),
+        Message::GetResult(g) => json_state::get_result(id, g),
+        Message::ScanPage(p) => json_state::scan_page(id, p),
+        Message::StateSubscribed(s) => json!({
+            "type": "state_subscribed", "id": id, "mode": json_state::mode_name(s.mode),
+        }),
+        Message::Snapshot(s) => json!({
+            "type": "snapshot", "id": id, "rows": json_state::rows(&s.rows),
+        }),
+        Message::SnapshotDone(d) => json!({
+            "type": "snapshot_done", "id": id, "fence": d.fence, "rows": d.rows,
+        }),
+        Message::Change(c) => json_state::change(id, c),
         Message::Error(e) => error_value(id, e),
         // Requests are never sent by the server.
         other => error_value(
@@ -289,11 +319,16 @@ fn reply_value(f: &Frame) -> Value {
 }
 
 fn info(i: &StreamInfo) -> Value {
-    json!({
+    let mut v = json!({
         "stream": i.stream, "content_type": i.content_type, "ttl_secs": i.ttl_secs,
         "expires_at_ms": i.expires_at_ms, "created_at_ms": i.created_at_ms,
         "next_offset": i.next_offset, "closed": i.closed,
-    })
+    });
+    // Only version 2 carries the state; a version-1 client sees no change.
+    if let Some(s) = &i.state {
+        v["state"] = json_state::state_info(s);
+    }
+    v
 }
 
 /// The visible records of a `Data` batch; text stays text, other bytes go
@@ -307,13 +342,16 @@ fn records(b: &Batch) -> Vec<Value> {
             if let Some(k) = r.key {
                 put_bytes(&mut o, "key", k);
             }
+            if r.tombstone {
+                o.insert("tombstone".into(), true.into());
+            }
             put_bytes(&mut o, "payload", r.payload);
             Value::Object(o)
         })
         .collect()
 }
 
-fn put_bytes(o: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
+pub(super) fn put_bytes(o: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
         Ok(s) => o.insert(name.into(), s.into()),
         Err(_) => o.insert(format!("{name}_b64"), B64.encode(bytes).into()),

@@ -28,6 +28,7 @@ mod budget;
 mod conn;
 mod handshake;
 mod json;
+mod json_state;
 mod sink;
 
 use std::time::Duration;

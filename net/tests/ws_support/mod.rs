@@ -156,6 +156,7 @@ pub fn create(stream: &str) -> Message {
         content_type: "application/octet-stream".into(),
         ttl_secs: None,
         expires_at_ms: None,
+        state: None,
     })
 }
 

@@ -5,6 +5,7 @@ mod batches;
 mod chunks;
 mod errors;
 mod golden;
+mod golden_v2;
 mod props;
 mod robustness;
 mod roundtrip;

@@ -84,6 +84,7 @@ fn info() -> impl Strategy<Value = StreamInfo> {
                 created_at_ms,
                 next_offset,
                 closed,
+                state: None,
             },
         )
 }
@@ -158,6 +159,7 @@ fn message() -> impl Strategy<Value = Message> {
                     content_type,
                     ttl_secs,
                     expires_at_ms,
+                    state: None,
                 })
             }
         ),

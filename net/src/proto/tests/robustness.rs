@@ -141,7 +141,7 @@ fn undersized_prefix_is_fatal() {
 
 #[test]
 fn unknown_version_is_reported_and_skipped() {
-    for version in [0u8, 2, 0x7f, 0xff] {
+    for version in [0u8, 3, 0x7f, 0xff] {
         let mut buf = header(MIN_LENGTH, version, Opcode::Ping as u8, 77);
         buf.extend_from_slice(
             &Encoder::default()

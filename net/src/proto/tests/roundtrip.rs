@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use bytes::{Buf, BytesMut};
 
-use super::samples::{frames, messages};
+use super::samples::{encoder_for, frames, messages};
 use crate::proto::*;
 
 #[test]
@@ -22,7 +22,13 @@ fn opcodes_round_trip_and_partition() {
         assert_eq!(Opcode::from_u8(op as u8), Some(op));
         let is_reply = matches!(
             op,
-            Opcode::Data | Opcode::Resume | Opcode::EndOfStream | Opcode::Error
+            Opcode::Data
+                | Opcode::Resume
+                | Opcode::EndOfStream
+                | Opcode::Snapshot
+                | Opcode::SnapshotDone
+                | Opcode::Change
+                | Opcode::Error
         ) || Opcode::ALL
             .iter()
             .any(|r| r.is_request() && (*r as u8 | 0x80) == op as u8);
@@ -59,7 +65,7 @@ fn header_fields_are_where_the_spec_says() {
             u32::from_le_bytes(wire[..4].try_into().unwrap()) as usize,
             wire.len() - 4
         );
-        assert_eq!(wire[4], VERSION);
+        assert_eq!(wire[4], frame.version);
         assert_eq!(wire[5], frame.message.opcode() as u8);
         assert_eq!(
             u32::from_le_bytes(wire[6..10].try_into().unwrap()),
@@ -71,7 +77,7 @@ fn header_fields_are_where_the_spec_says() {
 #[test]
 fn vectored_parts_equal_the_contiguous_frame() {
     for (frame, wire) in frames() {
-        let enc = Encoder::default().encode(&frame).unwrap();
+        let enc = encoder_for(&frame).encode(&frame).unwrap();
         assert_eq!(enc.wire_len(), wire.len());
         let mut buf = enc.into_buf();
         assert_eq!(buf.copy_to_bytes(wire.len()), wire);
@@ -107,4 +113,40 @@ fn one_buffer_of_many_frames_decodes_in_order() {
         assert_eq!(decoder.decode(&mut buf).unwrap().as_ref(), Some(frame));
     }
     assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+}
+
+#[test]
+fn version_two_opcodes_are_unknown_in_version_one() {
+    for op in Opcode::ALL.into_iter().filter(|op| op.since() == 2) {
+        let f = frames()
+            .into_iter()
+            .find(|(f, _)| f.message.opcode() == op)
+            .unwrap();
+        let mut wire = f.1.to_vec();
+        wire[4] = VERSION;
+        assert_eq!(
+            decode_frame(wire.into(), DEFAULT_MAX_FRAME),
+            Err(DecodeError::UnknownOpcode {
+                opcode: op as u8,
+                request_id: f.0.request_id
+            })
+        );
+        assert!(matches!(
+            Encoder::default().encode(&f.0),
+            Err(EncodeError::NotInVersion { .. })
+        ));
+    }
+}
+
+#[test]
+fn handshake_frames_stay_version_one() {
+    let enc = Encoder::default().with_version(STATE_VERSION);
+    for m in messages() {
+        let op = m.opcode();
+        if !matches!(op, Opcode::Hello | Opcode::Welcome | Opcode::Error) {
+            continue;
+        }
+        let wire = enc.encode(&Frame::new(1, m)).unwrap().to_bytes();
+        assert_eq!(wire[4], VERSION, "{op:?}");
+    }
 }

@@ -92,6 +92,7 @@ pub fn messages() -> Vec<Message> {
             content_type: "application/json".into(),
             ttl_secs: Some(3600),
             expires_at_ms: None,
+            state: None,
         }),
         Message::Head(Head {
             stream: "orders".into(),
@@ -187,6 +188,11 @@ pub fn messages() -> Vec<Message> {
     for kind in error_kinds() {
         out.push(Message::Error(WireError::new(kind, "something happened")));
     }
+    out.extend(
+        v2_messages()
+            .into_iter()
+            .filter(|m| m.opcode().since() == 2),
+    );
     out
 }
 
@@ -199,17 +205,156 @@ fn info() -> StreamInfo {
         created_at_ms: 1_700_000_000_000,
         next_offset: 50,
         closed: true,
+        state: None,
     }
 }
 
+fn row(key: WireKey, value: &str, offset: u64) -> WireRow {
+    WireRow {
+        key,
+        value: value.as_bytes().to_vec(),
+        offset,
+    }
+}
+
+/// Messages of version 2, and the version-1 messages whose body grew in it.
+pub fn v2_messages() -> Vec<Message> {
+    let keyed = WireKey::Keyed(b"k1".to_vec());
+    let entity = WireKey::Entity {
+        entity: "user".into(),
+        key: "u\0".into(),
+    };
+    let state = Some(StateInfo {
+        mode: WireStateMode::StateProtocol,
+        building: Some(7),
+    });
+    vec![
+        Message::Create(Create {
+            stream: "users".into(),
+            content_type: "application/json".into(),
+            ttl_secs: None,
+            expires_at_ms: None,
+            state: Some(WireStateMode::StateProtocol),
+        }),
+        Message::Create(Create {
+            stream: "plain".into(),
+            content_type: "text/plain".into(),
+            ttl_secs: None,
+            expires_at_ms: Some(9),
+            state: None,
+        }),
+        Message::Info(StreamInfo { state, ..info() }),
+        Message::Created(Created {
+            created: false,
+            info: StreamInfo {
+                state: Some(StateInfo::default()),
+                ..info()
+            },
+        }),
+        Message::Get(Get {
+            stream: "kv".into(),
+            key: keyed.clone(),
+        }),
+        Message::Get(Get {
+            stream: "users".into(),
+            key: entity.clone(),
+        }),
+        Message::GetResult(GetResult {
+            row: Some(row(keyed.clone(), "v", 3)),
+            fence: 4,
+            tail: 9,
+        }),
+        Message::GetResult(GetResult {
+            row: None,
+            fence: 0,
+            tail: 0,
+        }),
+        Message::Scan(Scan {
+            stream: "users".into(),
+            filter: Some(r#"{"eq":["/name","ann"]}"#.into()),
+            entity: Some("user".into()),
+            prefix: Some(vec![0, 0xff]),
+            after: Some(b"u1".to_vec()),
+            limit: 500,
+        }),
+        Message::Scan(Scan {
+            stream: "kv".into(),
+            filter: None,
+            entity: None,
+            prefix: None,
+            after: None,
+            limit: 0,
+        }),
+        Message::ScanPage(ScanPage {
+            rows: vec![row(keyed.clone(), "", 1), row(entity.clone(), "{}", 2)],
+            next: Some(b"u\0".to_vec()),
+            fence: 3,
+        }),
+        Message::ScanPage(ScanPage {
+            rows: vec![],
+            next: None,
+            fence: 0,
+        }),
+        Message::SubscribeState(SubscribeState {
+            stream: "users".into(),
+            snapshot: true,
+            filter: Some("{}".into()),
+            from: None,
+        }),
+        Message::SubscribeState(SubscribeState {
+            stream: "kv".into(),
+            snapshot: false,
+            filter: None,
+            from: Some(300),
+        }),
+        Message::StateSubscribed(StateSubscribed {
+            mode: WireStateMode::Keyed,
+        }),
+        Message::Snapshot(Snapshot {
+            rows: vec![row(entity.clone(), "{\"a\":1}", 5)],
+        }),
+        Message::SnapshotDone(SnapshotDone {
+            fence: 300,
+            rows: 70_000,
+        }),
+        Message::Change(Change {
+            offset: 301,
+            op: ChangeOp::Upsert,
+            key: Some(entity.clone()),
+            value: Some(b"{}".to_vec()),
+        }),
+        Message::Change(Change {
+            offset: 302,
+            op: ChangeOp::Delete,
+            key: Some(keyed),
+            value: None,
+        }),
+        Message::Change(Change {
+            offset: 303,
+            op: ChangeOp::Reset,
+            key: None,
+            value: None,
+        }),
+    ]
+}
+
+/// The encoder a sample frame is written with: its own version.
+pub fn encoder_for(f: &Frame) -> Encoder {
+    Encoder::default().with_version(f.version)
+}
+
 /// Every sample encoded, each with a distinct request id.
+/// Version-1 messages are framed as version 1, the rest (and the version-2
+/// forms of `Create`, `Info`, `Created`) as version 2.
 pub fn frames() -> Vec<(Frame, Bytes)> {
-    messages()
-        .into_iter()
+    let v1 = messages().into_iter().filter(|m| m.opcode().since() == 1);
+    let v1 = v1.map(|m| (m, VERSION));
+    let v2 = v2_messages().into_iter().map(|m| (m, STATE_VERSION));
+    v1.chain(v2)
         .enumerate()
-        .map(|(i, m)| {
-            let f = Frame::new(i as u32 + 1, m);
-            let wire = Encoder::default().encode(&f).unwrap().to_bytes();
+        .map(|(i, (m, v))| {
+            let f = Frame::new(i as u32 + 1, m).with_version(v);
+            let wire = encoder_for(&f).encode(&f).unwrap().to_bytes();
             (f, wire)
         })
         .collect()
