@@ -822,3 +822,29 @@ async fn filtered_reads_after_a_filtered_snapshot_carry_membership_changes() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn tombstones_on_keyed_json_streams_keep_reads_valid_json() {
+    let s = Server::start(HttpConfig::default()).await;
+    let h = &[
+        ("content-type", "application/json"),
+        ("stream-state", "keyed"),
+    ];
+    assert_eq!(
+        s.send(Method::PUT, "/v1/stream/j", h, "").await.status,
+        StatusCode::CREATED
+    );
+    let put = &[("content-type", "application/json"), ("stream-key", "k")];
+    assert!(post(&s, "j", put, r#"{"v":1}"#).await.status.is_success());
+    let del = &[
+        ("content-type", "application/json"),
+        ("stream-key", "k"),
+        ("stream-tombstone", "true"),
+    ];
+    let r = post(&s, "j", del, "").await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = s.get("/v1/stream/j/_state?key=k").await;
+    assert_eq!(json_of(&r)["rows"], json!([]));
+    let r = s.get("/v1/stream/j?offset=-1").await;
+    assert_eq!(json_of(&r), json!([{"v": 1}, null]));
+}

@@ -63,7 +63,17 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         if !body.is_empty() {
             return bad("a Stream-Tombstone append has an empty body");
         }
-        vec![Record::tombstone(key)]
+        // On a JSON stream every record, tombstones too, is read back as a
+        // JSON value, so its empty payload is stored as `null`.
+        let mut t = Record::tombstone(key);
+        if ctx
+            .engine
+            .head(name)
+            .is_ok_and(|i| json::is_json(&i.config.content_type))
+        {
+            t.payload = Bytes::from_static(b"null");
+        }
+        vec![t]
     } else if body.is_empty() {
         if !close {
             return bad("empty append body (send Stream-Closed: true to close)");
