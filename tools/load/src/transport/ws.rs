@@ -413,6 +413,7 @@ impl Transport for WsTransport {
                 content_type: CONTENT_TYPE.into(),
                 ttl_secs: None,
                 expires_at_ms: None,
+                state: None,
             });
             match self.inner.call(msg).await? {
                 Message::Created(_) => Ok(()),
