@@ -175,7 +175,7 @@ impl WsTransport {
             1,
             Message::Hello(Hello {
                 min_version: proto::MIN_VERSION,
-                max_version: proto::MAX_VERSION,
+                max_version: proto::VERSION, // weir-load speaks version 1 only
                 max_frame: proto::DEFAULT_MAX_FRAME,
                 client: format!("weir-load/{}", env!("CARGO_PKG_VERSION")),
                 auth_token: None,
