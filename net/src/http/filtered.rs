@@ -8,13 +8,14 @@
 //! a client alternates `snapshot=true&filter=F` once, then `offset=…&filter=F`.
 
 use hyper::StatusCode;
-use weir_storage::{changes_of, Filter, StateChange, StateKey, StateMode};
+use weir_storage::{changes_of, Filter, StateChange, StateMode};
 
 use super::body::full;
 use super::errors;
 use super::offsets::OffsetParam;
 use super::reply::Reply;
 use super::router::Ctx;
+use super::state::change_message;
 
 /// Answers a filtered catch-up read.
 pub fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, filter: &Filter) -> Reply {
@@ -58,26 +59,9 @@ pub fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, filter: &Filter) -> Re
 }
 
 fn message(out: &mut String, c: &StateChange) {
-    let quote = |s: &str| serde_json::to_string(s).expect("strings serialize");
-    let entity = |out: &mut String, k: &StateKey| {
-        if let StateKey::Entity { entity, key } = k {
-            out.push_str("{\"type\":");
-            out.push_str(&quote(entity));
-            out.push_str(",\"key\":");
-            out.push_str(&quote(key));
-        }
-    };
     match c {
-        StateChange::Upsert(row) => {
-            entity(out, &row.key);
-            out.push_str(",\"value\":");
-            out.push_str(&String::from_utf8_lossy(&row.value));
-            out.push_str(",\"headers\":{\"operation\":\"update\"}}");
-        }
-        StateChange::Delete { key, .. } => {
-            entity(out, key);
-            out.push_str(",\"headers\":{\"operation\":\"delete\"}}");
-        }
+        StateChange::Upsert(row) => change_message(out, &row.key, Some(&row.value), "update"),
+        StateChange::Delete { key, .. } => change_message(out, key, None, "delete"),
         StateChange::Reset { .. } => out.push_str("{\"headers\":{\"control\":\"reset\"}}"),
     }
 }

@@ -17,12 +17,13 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::StatusCode;
-use weir_storage::{Filter, StateKey, StateMode, StateSnapshot};
+use weir_storage::{Filter, StateMode, StateSnapshot};
 
 use super::errors;
 use super::offsets::format_offset;
 use super::reply::Reply;
 use super::router::Ctx;
+use super::state::change_message;
 
 /// Bytes of rows rendered per body frame.
 const FRAME_BYTES: usize = 128 << 10;
@@ -96,15 +97,8 @@ impl hyper::body::Body for SnapshotBody {
                 Ok(rows) => {
                     let mut out = String::with_capacity(FRAME_BYTES + 1024);
                     for r in &rows {
-                        if let StateKey::Entity { entity, key } = &r.key {
-                            out.push_str(",{\"type\":");
-                            out.push_str(&quote(entity));
-                            out.push_str(",\"key\":");
-                            out.push_str(&quote(key));
-                            out.push_str(",\"value\":");
-                            out.push_str(&String::from_utf8_lossy(&r.value));
-                            out.push_str(",\"headers\":{\"operation\":\"insert\"}}");
-                        }
+                        out.push(',');
+                        change_message(&mut out, &r.key, Some(&r.value), "insert");
                     }
                     out
                 }
@@ -128,8 +122,4 @@ impl hyper::body::Body for SnapshotBody {
         };
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(text)))))
     }
-}
-
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialize")
 }

@@ -173,8 +173,29 @@ pub fn row_json(out: &mut String, r: &StateRow, json_values: bool) {
     out.push('}');
 }
 
-fn quote(s: &str) -> String {
+/// A string as a JSON string literal.
+pub fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
+}
+
+/// Appends one State Protocol change message for a row of (`type`, `key`):
+/// with `value` (JSON text) for `insert` and `update`, without for `delete`.
+/// Keys of other kinds write nothing: only State Protocol streams get here.
+pub fn change_message(out: &mut String, key: &StateKey, value: Option<&[u8]>, operation: &str) {
+    let StateKey::Entity { entity, key } = key else {
+        return;
+    };
+    out.push_str("{\"type\":");
+    out.push_str(&quote(entity));
+    out.push_str(",\"key\":");
+    out.push_str(&quote(key));
+    if let Some(v) = value {
+        out.push_str(",\"value\":");
+        out.push_str(&String::from_utf8_lossy(v));
+    }
+    out.push_str(",\"headers\":{\"operation\":\"");
+    out.push_str(operation);
+    out.push_str("\"}}");
 }
 
 fn hex_encode(b: &[u8]) -> String {

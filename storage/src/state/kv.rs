@@ -141,10 +141,16 @@ pub(crate) fn marker_key(sid: u64) -> [u8; 9] {
 /// The `kv` key of one row.
 pub(crate) fn row_key(sid: u64, state_key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + state_key.len());
-    k.extend_from_slice(&sid.to_be_bytes());
-    k.push(ROW_TAG);
-    k.extend_from_slice(state_key);
+    push_row_key(&mut k, sid, state_key);
     k
+}
+
+/// Replaces `out` with the `kv` key of one row.
+fn push_row_key(out: &mut Vec<u8>, sid: u64, state_key: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&sid.to_be_bytes());
+    out.push(ROW_TAG);
+    out.extend_from_slice(state_key);
 }
 
 /// The half-open range of every row key of stream `sid`.
@@ -222,23 +228,17 @@ pub(crate) fn write_ops(wb: &mut WriteBatch, cf: &ColumnFamily, sid: u64, base: 
     // The batch copies keys and values, so two scratch buffers serve every
     // op (this runs on the commit thread, once per changed key).
     let (mut k, mut v) = (Vec::with_capacity(64), Vec::with_capacity(256));
-    let row = |k: &mut Vec<u8>, key: &[u8]| {
-        k.clear();
-        k.extend_from_slice(&sid.to_be_bytes());
-        k.push(ROW_TAG);
-        k.extend_from_slice(key);
-    };
     for op in ops {
         match op {
             Op::Put { at, key, value } => {
-                row(&mut k, key);
+                push_row_key(&mut k, sid, key);
                 v.clear();
                 v.extend_from_slice(&(base + at).to_le_bytes());
                 v.extend_from_slice(value);
                 wb.put_cf(cf, &k, &v);
             }
             Op::Delete { key, .. } => {
-                row(&mut k, key);
+                push_row_key(&mut k, sid, key);
                 wb.delete_cf(cf, &k);
             }
             Op::Reset { .. } => {
