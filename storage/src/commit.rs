@@ -438,6 +438,9 @@ impl Committer {
                     live.kv = st.kv;
                     hub::publish(&mut live, &st.batches, st.closed);
                     drop(live);
+                    if !st.batches.is_empty() {
+                        self.shared.touch.note_append(st.stream.id);
+                    }
                     for b in &st.batches {
                         self.shared.file_cache.offer(st.stream.id, b);
                     }
@@ -583,6 +586,14 @@ impl Committer {
         } else {
             state::stage_mode_change(&self.shared, &mut wb, s.id, &old, mode, tail)
         };
+        crate::touch::stage_profile(
+            &self.shared,
+            &mut wb,
+            s.id,
+            old.profile.as_deref(),
+            profile.as_deref(),
+            tail,
+        );
         kv.profile = profile.map(std::sync::Arc::from);
         let meta = s.meta(closed, seq, &kv);
         wb.put_cf(&self.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
@@ -590,6 +601,7 @@ impl Committer {
         let status = kv.status();
         let (building, generation) = (kv.building, kv.generation);
         s.live.lock().kv = kv;
+        self.shared.touch.note_changed();
         if building {
             state::spawn_builder(Arc::clone(&self.shared), self.tx.clone(), s, generation);
         }
@@ -639,6 +651,7 @@ impl Committer {
             return Err(Error::NotFound);
         }
         if crate::fork::soft_delete_if_forked(self, &s)? {
+            self.shared.touch.note_changed();
             return Ok(());
         }
         let mut wb = WriteBatch::default();
@@ -658,6 +671,7 @@ impl Committer {
         self.shared.file_cache.forget(s.id);
         hub::end_all_deleted(&mut s.live.lock());
         crate::fork::release_parent(self, &s);
+        self.shared.touch.note_changed();
         Ok(())
     }
 }

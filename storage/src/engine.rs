@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub builders: Mutex<Vec<JoinHandle<()>>>,
     /// Counters of the commit thread.
     pub stats: crate::stats::Stats,
+    /// The runtimes of touch-enabled streams (see `touch/`).
+    pub touch: crate::touch::Hub,
 }
 
 impl Shared {
@@ -59,6 +61,7 @@ impl Shared {
 struct Threads {
     commit: Option<JoinHandle<()>>,
     reaper: Option<(Sender<()>, JoinHandle<()>)>,
+    touch: Option<(Sender<()>, JoinHandle<()>)>,
 }
 
 struct Inner {
@@ -75,7 +78,7 @@ impl Drop for Inner {
 
 fn stop(shared: &Shared, tx: &Sender<Command>, threads: &Mutex<Threads>) {
     let mut t = threads.lock();
-    if let Some((stop, h)) = t.reaper.take() {
+    for (stop, h) in [t.touch.take(), t.reaper.take()].into_iter().flatten() {
         drop(stop);
         let _ = h.join();
     }
@@ -116,6 +119,7 @@ impl Engine {
             stopped: std::sync::atomic::AtomicBool::new(false),
             builders: Mutex::new(Vec::new()),
             stats: crate::stats::Stats::new(),
+            touch: crate::touch::Hub::new(),
         });
         let (tx, rx) = channel::bounded(shared.config.commit_queue.max(1));
         let committer = Committer::new(Arc::clone(&shared), rx, tx.clone(), next_id);
@@ -124,6 +128,7 @@ impl Engine {
             .spawn(move || committer.run())
             .map_err(|e| Error::Storage(format!("cannot start commit thread: {e}")))?;
         let reaper = spawn_reaper(Arc::clone(&shared), tx.clone())?;
+        let touch = crate::touch::runtime::spawn(Arc::clone(&shared), tx.clone())?;
         // Builds interrupted by a restart continue where their marker says.
         let building: Vec<_> = shared
             .streams
@@ -143,6 +148,7 @@ impl Engine {
                 threads: Mutex::new(Threads {
                     commit: Some(commit),
                     reaper: Some(reaper),
+                    touch: Some(touch),
                 }),
             }),
         })
@@ -337,6 +343,8 @@ impl Engine {
         map.range::<str, _>((lower, Bound::Unbounded))
             .map(|(_, s)| s)
             .filter(|s| !s.is_expired(now) && !s.live.lock().soft_deleted)
+            // The internal metrics stream is readable by name but not listed.
+            .filter(|s| &*s.name != crate::touch::LIVE_METRICS_STREAM)
             .take(limit)
             .map(|s| s.info())
             .collect()

@@ -81,6 +81,9 @@ pub enum Error {
         /// The tail the build is heading for when the read was refused.
         total: u64,
     },
+    /// A touch operation on a stream whose profile does not enable touch.
+    #[error("touch not enabled")]
+    TouchNotEnabled,
     /// The engine has been shut down; no new operations are accepted.
     #[error("engine is shut down")]
     ShutDown,

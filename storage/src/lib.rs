@@ -60,6 +60,8 @@ mod rules;
 mod state;
 mod stats;
 mod stream;
+pub mod templates;
+pub mod touch;
 
 pub use batch::Batch;
 pub use clock::now_ms;
@@ -82,3 +84,7 @@ pub use state::{
     VerifyReport, MAX_TRACKED_MEMBERS,
 };
 pub use stats::{EngineStats, HistogramSnapshot};
+pub use touch::{
+    ActivatedTemplate, Activation, TouchMode, WaitOutcome, WaitRequest, WaitStatus,
+    LIVE_METRICS_STREAM,
+};

@@ -8,7 +8,7 @@ use super::reply::Reply;
 /// The reply for an engine error.
 pub fn reply(e: &Error) -> Reply {
     let status = match e {
-        Error::NotFound => StatusCode::NOT_FOUND,
+        Error::NotFound | Error::TouchNotEnabled => StatusCode::NOT_FOUND,
         Error::Gone => StatusCode::GONE,
         Error::ConfigConflict
         | Error::Closed { .. }

@@ -42,6 +42,7 @@ mod snapshot;
 mod sse;
 mod state;
 mod subscriptions;
+mod touch;
 
 pub use body::BodyPace;
 pub use config::HttpConfig;

@@ -4,8 +4,8 @@
 //! (a JSON stream whose key-value state Weir keeps). The validation order
 //! and the messages are Prisma Streams' (0.1.11), so clients that match on
 //! them keep working; errors use its JSON envelope
-//! `{"error":{"code":…,"message":…}}`. The `touch` member is refused with
-//! 501 until touches exist.
+//! `{"error":{"code":…,"message":…}}`. The `touch` member is validated
+//! and normalized by `weir_storage::touch::config`, with Prisma's defaults.
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -54,9 +54,6 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
     let profile = match parse_update(&doc) {
         Ok(p) => p,
         Err(Refusal::Bad(m)) => return bad(&m),
-        Err(Refusal::Unsupported(m)) => {
-            return error(StatusCode::NOT_IMPLEMENTED, "unsupported_capability", &m)
-        }
     };
     let (mode, stored) = match profile.get("kind").and_then(Value::as_str) {
         Some("state-protocol") => (StateMode::StateProtocol, Some(profile.to_string())),
@@ -76,7 +73,6 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
 
 enum Refusal {
     Bad(String),
-    Unsupported(String),
 }
 
 /// Validates a profile update document and returns the normalized profile.
@@ -122,46 +118,12 @@ fn parse_update(doc: &Value) -> Result<Value, Refusal> {
                 None => Ok(json!({"kind": "state-protocol"})),
                 Some(t) if !t.is_object() => Err(bad("profile.touch must be an object".into())),
                 Some(t) => {
-                    let t = t.as_object().expect("checked");
-                    reject_unknown(t, TOUCH_KEYS, "profile.touch").map_err(bad)?;
-                    if truthy(t.get("enabled")) {
-                        return Err(Refusal::Unsupported(
-                            "touches are not available on this server yet".into(),
-                        ));
-                    }
-                    // Disabled touches are stored as Prisma stores them.
-                    Ok(json!({"kind": "state-protocol", "touch": {"enabled": false}}))
+                    let cfg = weir_storage::touch::config::parse_touch(Some(t)).map_err(bad)?;
+                    Ok(json!({"kind": "state-protocol", "touch": cfg.to_json()}))
                 }
             }
         }
         _ => Err(bad("profile.kind must be generic|state-protocol".into())),
-    }
-}
-
-/// The members Prisma Streams allows in `profile.touch`.
-const TOUCH_KEYS: &[&str] = &[
-    "enabled",
-    "coarseIntervalMs",
-    "touchCoalesceWindowMs",
-    "onMissingBefore",
-    "lagDegradeFineTouchesAtSourceOffsets",
-    "lagRecoverFineTouchesAtSourceOffsets",
-    "fineTouchBudgetPerBatch",
-    "fineTokensPerSecond",
-    "fineBurstTokens",
-    "lagReservedFineTouchBudgetPerBatch",
-    "memory",
-    "templates",
-];
-
-/// JavaScript truthiness, which is how Prisma Streams reads `enabled`.
-fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(_) => true,
     }
 }
 
@@ -212,7 +174,7 @@ mod tests {
 
     fn refusal(doc: Value) -> String {
         match parse_update(&doc) {
-            Err(Refusal::Bad(m)) | Err(Refusal::Unsupported(m)) => m,
+            Err(Refusal::Bad(m)) => m,
             Ok(p) => panic!("accepted: {p}"),
         }
     }
@@ -259,11 +221,12 @@ mod tests {
             parse_update(&json!({"profile": {"kind": "generic"}})).ok(),
             Some(json!({"kind": "generic"}))
         );
-        assert!(matches!(
-            parse_update(
-                &json!({"profile": {"kind": "state-protocol", "touch": {"enabled": true}}})
-            ),
-            Err(Refusal::Unsupported(_))
-        ));
+        let enabled = parse_update(
+            &json!({"profile": {"kind": "state-protocol", "touch": {"enabled": true}}}),
+        )
+        .ok()
+        .expect("touch enabled is accepted");
+        assert_eq!(enabled["touch"]["enabled"], json!(true));
+        assert_eq!(enabled["touch"]["memory"]["bucketMs"], json!(100));
     }
 }

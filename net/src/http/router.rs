@@ -59,6 +59,15 @@ fn route_name(method: &Method, path: &str) -> &'static str {
     if path.ends_with("/_state") {
         return "state";
     }
+    if path.ends_with("/touch/wait") {
+        return "touch_wait";
+    }
+    if path.ends_with("/touch/meta") {
+        return "touch_meta";
+    }
+    if path.ends_with("/touch/templates/activate") {
+        return "touch_activate";
+    }
     if path[STREAM_PREFIX.len()..].starts_with("__ds/") {
         return "subscriptions";
     }
@@ -108,6 +117,9 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
         return Reply::error(StatusCode::NOT_FOUND, "no stream named");
     }
     // A stream's sub-resources; names ending in these segments are reserved.
+    if let Some((stream, op)) = super::touch::split(&name) {
+        return super::touch::handle(&ctx, req, stream, op).await;
+    }
     if let Some(stream) = name.strip_suffix("/_profile").filter(|s| !s.is_empty()) {
         return super::profile::handle(&ctx, req, stream).await;
     }

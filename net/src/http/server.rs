@@ -49,6 +49,7 @@ pub async fn serve(
     // once all of them ended. (hyper-util's GracefulShutdown cannot watch a
     // connection that may upgrade to a WebSocket.)
     let (drain, mut drained) = mpsc::channel::<()>(1);
+    let _sampler = LoopLagTask(tokio::spawn(sample_loop_lag(ctx.engine.clone())));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -103,4 +104,27 @@ pub async fn serve(
         () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed with requests in flight"),
     }
     Ok(())
+}
+
+/// Samples the runtime's scheduling delay every 100 ms for `live.metrics`
+/// (its `eventLoopLag` fields: Prisma measures its event loop, Weir the
+/// lateness of a tokio timer).
+async fn sample_loop_lag(engine: Engine) {
+    let step =
+        std::time::Duration::from_millis(weir_storage::touch::defaults::LOOP_LAG_INTERVAL_MS);
+    let mut every = tokio::time::interval(step);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        engine.sample_loop_lag(weir_storage::now_ms());
+    }
+}
+
+/// Stops the sampler when the door stops.
+struct LoopLagTask(tokio::task::JoinHandle<()>);
+
+impl Drop for LoopLagTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

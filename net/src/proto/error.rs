@@ -249,7 +249,9 @@ impl From<&StorageError> for WireError {
             }
             StorageError::ShutDown => ErrorKind::ShutDown,
             // Version 1 has no state requests; these reach it only as text.
-            StorageError::NotStateStream | StorageError::StateBuilding { .. } => {
+            StorageError::NotStateStream
+            | StorageError::StateBuilding { .. }
+            | StorageError::TouchNotEnabled => {
                 return WireError::new(ErrorKind::Invalid, e.to_string());
             }
         };

@@ -1,0 +1,65 @@
+//! `POST /v1/stream/{name}/touch/wait`: a long-lived request answered when
+//! a key is touched after the cursor, at the timeout, or at once when the
+//! cursor is stale. A client that goes away gets no answer and is counted
+//! nowhere (hyper drops this future, which removes the waiter).
+
+use hyper::body::Incoming;
+use hyper::Request;
+use serde_json::{json, Value};
+use weir_storage::touch::request::parse_wait;
+use weir_storage::{WaitOutcome, WaitStatus};
+
+use super::super::body::read_limited;
+use super::super::reply::Reply;
+use super::super::router::Ctx;
+use super::{bad, engine_error, ok, MAX_BODY};
+
+pub async fn handle(ctx: &Ctx, req: Request<Incoming>, stream: &str) -> Reply {
+    let body = match read_limited(req.into_body(), MAX_BODY, ctx.config.body_pace).await {
+        Ok(b) => b,
+        Err(e) => return e.reply(MAX_BODY),
+    };
+    let wait = match parse_wait(&body) {
+        Ok(w) => w,
+        Err(m) => return bad(&m),
+    };
+    let mut stop = ctx.stop.clone();
+    let outcome = tokio::select! {
+        r = ctx.engine.touch_wait(stream, wait) => r,
+        // Shutting down: answer like a timeout so the client waits again
+        // (on the restarted server, where its cursor is still valid).
+        _ = stop.wait_for(|s| *s) => return bad("server is shutting down"),
+    };
+    match outcome {
+        Ok(o) => ok(&outcome_json(&o)),
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// The response body of a wait outcome (touches.md §1.8 "Responses").
+pub fn outcome_json(o: &WaitOutcome) -> Value {
+    match o.status {
+        WaitStatus::Touched | WaitStatus::Timeout => json!({
+            "touched": o.status == WaitStatus::Touched,
+            "cursor": o.cursor,
+            "effectiveWaitKind": o.effective_wait_kind,
+            "bucketMaxSourceOffsetSeq": o.bucket_max_source_offset_seq,
+            "flushAtMs": o.flush_at_ms,
+            "bucketStartMs": o.bucket_start_ms,
+        }),
+        WaitStatus::Stale => json!({
+            "stale": true,
+            "cursor": o.cursor,
+            "epoch": o.epoch,
+            "generation": o.generation,
+            "effectiveWaitKind": o.effective_wait_kind,
+            "bucketMaxSourceOffsetSeq": o.bucket_max_source_offset_seq,
+            "flushAtMs": o.flush_at_ms,
+            "bucketStartMs": o.bucket_start_ms,
+            "error": {
+                "code": "stale",
+                "message": "cursor epoch mismatch; rerun/re-subscribe and start from cursor",
+            },
+        }),
+    }
+}
