@@ -182,7 +182,9 @@ impl Engine {
                 .values()
                 .filter(|s| s.live.lock().kv.mode != StateMode::None)
                 .count();
-            (map.len() as u64, state as u64)
+            // The internal `live.metrics` stream is not counted, as it is not listed.
+            let internal = usize::from(map.contains_key(crate::touch::LIVE_METRICS_STREAM));
+            ((map.len() - internal) as u64, state as u64)
         };
         let prop = |name: &str| -> u64 {
             ALL_CFS
