@@ -388,8 +388,12 @@ async fn profile_round_trip_and_prisma_messages() {
         r#"{"profile":{"kind":"state-protocol","touch":{"enabled":true}}}"#,
     )
     .await;
-    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.text());
-    error_message(&r);
+    // Touch is enabled with Prisma's defaults filled in.
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let p = json_of(&r);
+    assert_eq!(p["profile"]["touch"]["enabled"], json!(true));
+    assert_eq!(p["profile"]["touch"]["onMissingBefore"], json!("coarse"));
+    assert_eq!(p["profile"]["touch"]["memory"]["filterPow2"], json!(22));
     // A disabled touch is stored as Prisma stores it.
     let r = post_profile(
         &s,
