@@ -32,7 +32,12 @@ impl Engine {
             profile,
             reply,
         });
-        Self::wait(rx).await
+        let status = Self::wait(rx).await?;
+        // Touch routes work as soon as the profile change is answered.
+        self.shared()
+            .touch
+            .sync(self.shared(), crate::clock::now_ms());
+        Ok(status)
     }
 
     /// The profile document last stored for a stream, if any.

@@ -116,6 +116,8 @@ pub(crate) struct Hub {
     changed: AtomicBool,
     /// Lifecycle events waiting for the next `live.metrics` append.
     events: Mutex<Vec<(Arc<str>, serde_json::Value)>>,
+    /// Serializes `sync` between the touch thread and profile changes.
+    sync_lock: Mutex<()>,
     /// The runtime scheduling delay sampler (fed by the server's runtime).
     pub loop_lag: Mutex<metrics::looplag::LoopLagSampler>,
 }
@@ -130,6 +132,7 @@ impl Hub {
             wake_rx,
             changed: AtomicBool::new(true),
             events: Mutex::new(Vec::new()),
+            sync_lock: Mutex::new(()),
             loop_lag: Mutex::new(metrics::looplag::LoopLagSampler::new(crate::clock::now_ms())),
         }
     }
@@ -189,7 +192,8 @@ impl Hub {
     /// ones are opened from their checkpoints, removed or disabled ones are
     /// dropped (their waiters' senders go with them, which ends the waits),
     /// changed settings reopen the stream.
-    fn sync(&self, shared: &Shared, now: u64) {
+    pub(crate) fn sync(&self, shared: &Shared, now: u64) {
+        let _one_at_a_time = self.sync_lock.lock();
         let all: Vec<_> = shared.streams.read().values().cloned().collect();
         let mut next = HashMap::new();
         let current = self.streams.read().clone();
