@@ -31,6 +31,7 @@ mod conn;
 mod state;
 mod subscription;
 mod tls;
+mod touch;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -233,6 +234,12 @@ impl Client {
 
     /// Sends one request and returns its single answer.
     async fn unary(&self, message: Message) -> Result<Message, ClientError> {
+        self.unary_for(message, self.inner.config.request_timeout)
+            .await
+    }
+
+    /// One request and its single answer, given up after `timeout`.
+    async fn unary_for(&self, message: Message, timeout: Duration) -> Result<Message, ClientError> {
         let call = async {
             let conn = self.conn().await?;
             let mut reader = conn.request(self.next_id(), message).await?;
@@ -246,7 +253,7 @@ impl Client {
                 )),
             }
         };
-        tokio::time::timeout(self.inner.config.request_timeout, call)
+        tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| ClientError::Timeout)?
     }

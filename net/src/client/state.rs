@@ -44,7 +44,7 @@ pub enum StateItem {
 
 impl Client {
     /// Fails unless the connection negotiated version 2.
-    async fn require_state(&self) -> Result<(), ClientError> {
+    pub(super) async fn require_state(&self) -> Result<(), ClientError> {
         let version = self.conn().await?.version;
         if version < STATE_VERSION {
             return Err(ClientError::Protocol(format!(

@@ -23,6 +23,7 @@ use super::state::{
     Change, Get, GetResult, Scan, ScanPage, Snapshot, SnapshotDone, StateInfo, StateSubscribed,
     SubscribeState, WireStateMode,
 };
+use super::touch::{ActivateTemplates, TemplatesActivated, Wait, WaitResult};
 
 /// Every message of protocol versions 1 and 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub enum Message {
     Scan(Scan),
     /// Version 2: a state snapshot, then its changes (`0x0c`).
     SubscribeState(SubscribeState),
+    /// Version 2: wait for a touch (`0x0d`).
+    Wait(Wait),
+    /// Version 2: declare live-query templates (`0x0e`).
+    ActivateTemplates(ActivateTemplates),
     /// The server accepted `Hello` (`0x81`).
     Welcome(Welcome),
     /// Reply to `Ping` (`0x82`).
@@ -75,6 +80,10 @@ pub enum Message {
     ScanPage(ScanPage),
     /// Version 2: reply to `SubscribeState` (`0x8c`).
     StateSubscribed(StateSubscribed),
+    /// Version 2: reply to `Wait` (`0x8d`).
+    WaitResult(WaitResult),
+    /// Version 2: reply to `ActivateTemplates` (`0x8e`).
+    TemplatesActivated(TemplatesActivated),
     /// Visible records of one batch, for a `Read` or a subscription (`0x90`).
     Data(Batch),
     /// The server ended a subscription; resume from an offset (`0x91`).
@@ -122,6 +131,10 @@ impl Message {
             Message::GetResult(_) => Opcode::GetResult,
             Message::ScanPage(_) => Opcode::ScanPage,
             Message::StateSubscribed(_) => Opcode::StateSubscribed,
+            Message::Wait(_) => Opcode::Wait,
+            Message::ActivateTemplates(_) => Opcode::ActivateTemplates,
+            Message::WaitResult(_) => Opcode::WaitResult,
+            Message::TemplatesActivated(_) => Opcode::TemplatesActivated,
             Message::Snapshot(_) => Opcode::Snapshot,
             Message::SnapshotDone(_) => Opcode::SnapshotDone,
             Message::Change(_) => Opcode::Change,
@@ -153,6 +166,11 @@ impl Message {
             Message::GetResult(m) => control::encode_rows(m, out)?,
             Message::ScanPage(m) => control::encode_rows(m, out)?,
             Message::StateSubscribed(m) => control::encode(m, out)?,
+            // Documents are bounded by the frame limit (and 1 MiB), as rows are.
+            Message::Wait(m) => control::encode_rows(m, out)?,
+            Message::ActivateTemplates(m) => control::encode_rows(m, out)?,
+            Message::WaitResult(m) => control::encode(m, out)?,
+            Message::TemplatesActivated(m) => control::encode_rows(m, out)?,
             Message::Snapshot(m) => control::encode_rows(m, out)?,
             Message::SnapshotDone(m) => control::encode(m, out)?,
             Message::Change(m) => control::encode_rows(m, out)?,
@@ -209,6 +227,14 @@ impl Message {
             Opcode::GetResult => Message::GetResult(control::decode_rows(&body).map_err(c)?),
             Opcode::ScanPage => Message::ScanPage(control::decode_rows(&body).map_err(c)?),
             Opcode::StateSubscribed => Message::StateSubscribed(control::decode(&body).map_err(c)?),
+            Opcode::Wait => Message::Wait(control::decode_rows(&body).map_err(c)?),
+            Opcode::ActivateTemplates => {
+                Message::ActivateTemplates(control::decode_rows(&body).map_err(c)?)
+            }
+            Opcode::WaitResult => Message::WaitResult(control::decode(&body).map_err(c)?),
+            Opcode::TemplatesActivated => {
+                Message::TemplatesActivated(control::decode_rows(&body).map_err(c)?)
+            }
             Opcode::Snapshot => Message::Snapshot(control::decode_rows(&body).map_err(c)?),
             Opcode::SnapshotDone => Message::SnapshotDone(control::decode(&body).map_err(c)?),
             Opcode::Change => Message::Change(control::decode_rows(&body).map_err(c)?),

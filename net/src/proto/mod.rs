@@ -37,6 +37,7 @@ mod opcode;
 mod replies;
 mod requests;
 mod state;
+mod touch;
 
 #[cfg(test)]
 mod tests;
@@ -62,4 +63,8 @@ pub use requests::{
 pub use state::{
     Change, ChangeOp, Get, GetResult, Scan, ScanPage, Snapshot, SnapshotDone, StateInfo,
     StateSubscribed, SubscribeState, WireKey, WireRow, WireStateMode,
+};
+pub use touch::{
+    ActivateTemplates, ActivatedTemplate, DeniedTemplate, TemplatesActivated, Wait, WaitResult,
+    WireWaitStatus,
 };

@@ -32,6 +32,10 @@ pub enum Opcode {
     Scan = 0x0b,
     /// Version 2: a state snapshot, then its changes.
     SubscribeState = 0x0c,
+    /// Version 2: wait for a touch.
+    Wait = 0x0d,
+    /// Version 2: declare live-query templates.
+    ActivateTemplates = 0x0e,
     /// Reply to `Hello`.
     Welcome = 0x81,
     /// Reply to `Ping`.
@@ -56,6 +60,10 @@ pub enum Opcode {
     ScanPage = 0x8b,
     /// Version 2: reply to `SubscribeState`.
     StateSubscribed = 0x8c,
+    /// Version 2: reply to `Wait`.
+    WaitResult = 0x8d,
+    /// Version 2: reply to `ActivateTemplates`.
+    TemplatesActivated = 0x8e,
     /// A record batch, for a read or a subscription.
     Data = 0x90,
     /// The server ended a subscription; resume it from an offset.
@@ -74,7 +82,7 @@ pub enum Opcode {
 
 impl Opcode {
     /// Every opcode, in wire order (used by tests and documentation).
-    pub const ALL: [Opcode; 31] = [
+    pub const ALL: [Opcode; 35] = [
         Opcode::Hello,
         Opcode::Ping,
         Opcode::Create,
@@ -87,6 +95,8 @@ impl Opcode {
         Opcode::Get,
         Opcode::Scan,
         Opcode::SubscribeState,
+        Opcode::Wait,
+        Opcode::ActivateTemplates,
         Opcode::Welcome,
         Opcode::Pong,
         Opcode::Created,
@@ -99,6 +109,8 @@ impl Opcode {
         Opcode::GetResult,
         Opcode::ScanPage,
         Opcode::StateSubscribed,
+        Opcode::WaitResult,
+        Opcode::TemplatesActivated,
         Opcode::Data,
         Opcode::Resume,
         Opcode::EndOfStream,
@@ -125,6 +137,10 @@ impl Opcode {
             Opcode::Get
             | Opcode::Scan
             | Opcode::SubscribeState
+            | Opcode::Wait
+            | Opcode::ActivateTemplates
+            | Opcode::WaitResult
+            | Opcode::TemplatesActivated
             | Opcode::GetResult
             | Opcode::ScanPage
             | Opcode::StateSubscribed

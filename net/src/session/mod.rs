@@ -22,6 +22,7 @@ mod sink;
 mod state;
 mod stats;
 mod subscription;
+mod touch;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use weir_storage::AppendRequest;
 
 use super::data::wire_parts;
-use super::{state, subscription};
+use super::{state, subscription, touch};
 use super::{Session, Stop, Transport};
 use crate::proto::{
     Appended, Created, ErrorKind, Message, ReadDone, StreamInfo, Unsubscribed, WireError,
@@ -93,6 +93,8 @@ pub(crate) async fn dispatch<T: Transport>(
         Message::Get(g) => state::get(s, id, g, reply).await,
         Message::Scan(sc) => state::scan(s, id, sc, reply).await,
         Message::SubscribeState(sub) => state::start(s, id, sub, reply).await,
+        Message::Wait(w) => touch::wait(s, id, w, reply).await,
+        Message::ActivateTemplates(a) => touch::activate(s, id, a, reply).await,
         // Hello and Ping are answered before admission; replies never get here.
         _ => s.done(id),
     }

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use weir_storage::{Batch, Record};
 
 use super::json_state::{self, JsonGet, JsonScan, JsonSubscribeState};
+use super::json_touch;
 use crate::proto::{
     decode_frame, Append, Create, Delete, Encoded, ErrorKind, Frame, Head, Hello, Message,
     Producer, Read, ResumeReason, StreamInfo, Subscribe, SubscribeFrom, Unsubscribe, WireError,
@@ -152,6 +153,21 @@ pub(super) fn request(text: &str) -> Parsed {
         id,
         error: malformed(why),
     };
+    // The touch requests carry an open document beside the envelope, which
+    // the tagged enum below cannot express.
+    let touch = match obj.get("type").and_then(Value::as_str) {
+        Some("wait") => Some(json_touch::wait(obj).map(Message::Wait)),
+        Some("activate_templates") => {
+            Some(json_touch::activate(obj).map(Message::ActivateTemplates))
+        }
+        _ => None,
+    };
+    if let Some(m) = touch {
+        return match m {
+            Ok(m) => Parsed::Frame(Frame::new(id, m)),
+            Err(why) => invalid(why),
+        };
+    }
     let req: Request = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => return invalid(format!("invalid request: {e}")),
@@ -306,6 +322,8 @@ fn reply_value(f: &Frame) -> Value {
             "type": "snapshot_done", "id": id, "fence": d.fence, "rows": d.rows,
         }),
         Message::Change(c) => json_state::change(id, c),
+        Message::WaitResult(w) => json_touch::wait_result(id, w),
+        Message::TemplatesActivated(t) => json_touch::templates_activated(id, t),
         Message::Error(e) => error_value(id, e),
         // Requests are never sent by the server.
         other => error_value(

@@ -29,6 +29,7 @@ mod conn;
 mod handshake;
 mod json;
 mod json_state;
+mod json_touch;
 mod sink;
 
 use std::time::Duration;

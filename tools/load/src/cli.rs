@@ -157,6 +157,39 @@ pub struct Args {
     /// QUIC: no UDP segmentation offload on the client side.
     #[arg(long)]
     pub quic_no_gso: bool,
+    /// What to run: producers and subscribers on streams, or touch waiters.
+    #[arg(long, value_enum, default_value_t = WorkloadArg::Streams)]
+    pub workload: WorkloadArg,
+    /// Touch: concurrent waiters.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub waiters: u32,
+    /// Touch: tenants (fine watch keys) per wait.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub keys_per_wait: u32,
+    /// Touch: distinct tenants (template argument tuples).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub tuples: u32,
+    /// Touch: changes per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub change_rate: f64,
+    /// Touch: active templates on the stream (1 is the one waited on).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2048))]
+    pub templates: u32,
+    /// Touch: the server-side timeout of each wait, ms.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=120_000))]
+    pub wait_timeout_ms: u64,
+    /// Touch: HOST:PORT of the HTTP door, for setup and changes (default: the target's, for http://).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub setup_http: Option<String>,
+}
+
+/// `--workload` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkloadArg {
+    /// Producers and subscribers on streams (the default).
+    Streams,
+    /// Live-query waiters on a touch-enabled stream while changes flow.
+    Touch,
 }
 
 /// `--quic-congestion` values.
@@ -174,6 +207,45 @@ pub enum CongestionArg {
 const RECORDS_ONLY_CAP: Duration = Duration::from_secs(600);
 
 impl Args {
+    /// The touch run these flags describe (`--workload touch`).
+    pub fn to_touch_config(&self) -> anyhow::Result<crate::touch::TouchConfig> {
+        let mut target = Target::parse(&self.target)?;
+        let http = match (&self.setup_http, target.scheme) {
+            (Some(h), _) => h.clone(),
+            (None, Scheme::Http) => target.authority.clone(),
+            (None, _) => anyhow::bail!(
+                "--workload touch over {} needs --setup-http HOST:PORT (profiles and changes go over HTTP)",
+                self.target
+            ),
+        };
+        if target.scheme == Scheme::Quic {
+            target.quic_fingerprint = match (&self.quic_fingerprint, &self.quic_cert) {
+                (Some(f), _) => Some(f.clone()),
+                (None, Some(p)) => Some(crate::transport::fingerprint_of_pem(p)?),
+                (None, None) => None,
+            };
+        }
+        if !(self.change_rate > 0.0 && self.change_rate <= 1_000_000.0) {
+            anyhow::bail!("--change-rate must be in (0, 1000000]");
+        }
+        if self.keys_per_wait > self.tuples {
+            anyhow::bail!("--keys-per-wait cannot exceed --tuples");
+        }
+        Ok(crate::touch::TouchConfig {
+            target,
+            http,
+            waiters: self.waiters as usize,
+            keys_per_wait: self.keys_per_wait as usize,
+            tuples: self.tuples as usize,
+            change_rate: self.change_rate,
+            templates: self.templates as usize,
+            wait_timeout_ms: self.wait_timeout_ms,
+            duration: self.duration.unwrap_or(Duration::from_secs(10)),
+            warmup: self.warmup,
+            server_pid: self.server_pid,
+        })
+    }
+
     /// The run these flags describe.
     pub fn to_config(&self, terminal: bool) -> anyhow::Result<LoadConfig> {
         let mut target = Target::parse(&self.target)?;

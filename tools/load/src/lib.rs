@@ -33,6 +33,7 @@ pub mod runs;
 pub mod stats;
 pub mod subscriber;
 pub mod target;
+pub mod touch;
 pub mod transport;
 
 pub use config::{CheckBy, LiveMode, LoadConfig, StartFrom};

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use weir_load::cli::Args;
+use weir_load::cli::{Args, WorkloadArg};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,10 +30,20 @@ fn main() {
 }
 
 fn run(args: &Args, terminal: bool) -> anyhow::Result<bool> {
-    let config = args.to_config(terminal)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.workload == WorkloadArg::Touch {
+        let report = rt.block_on(weir_load::touch::run(args.to_touch_config()?))?;
+        print!("{}", report.summary());
+        if let Some(path) = &args.json {
+            let text = serde_json::to_string_pretty(&report)?;
+            std::fs::write(path, text + "\n")
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        }
+        return Ok(report.errors == 0 && report.stale == 0);
+    }
+    let config = args.to_config(terminal)?;
     let outcome = rt.block_on(weir_load::run(config))?;
     let report = &outcome.report;
     print!("{}", report.summary());

@@ -4,8 +4,9 @@
 
 use hyper::body::Incoming;
 use hyper::Request;
-use serde_json::json;
 use weir_storage::templates::decl::parse_activate_body;
+
+use crate::proto::TemplatesActivated;
 
 use super::super::body::read_limited;
 use super::super::reply::Reply;
@@ -27,21 +28,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, stream: &str) -> Reply {
         Err(m) => return bad(&m),
     };
     match ctx.engine.touch_activate(stream, &templates, Some(ttl)) {
-        Ok(a) => ok(&json!({
-            "activated": a.activated.iter().map(|t| json!({
-                "templateId": t.template_id,
-                "state": "active",
-                "activeFromTouchOffset": t.active_from_touch_offset,
-            })).collect::<Vec<_>>(),
-            "denied": a.denied.iter().map(|(id, reason)| json!({
-                "templateId": id,
-                "reason": reason,
-            })).collect::<Vec<_>>(),
-            "limits": {
-                "maxActiveTemplatesPerStream": a.max_active_templates_per_stream,
-                "maxActiveTemplatesPerEntity": a.max_active_templates_per_entity,
-            },
-        })),
+        Ok(a) => ok(&TemplatesActivated::from(&a).to_json()),
         Err(e) => engine_error(&e),
     }
 }

@@ -5,9 +5,11 @@
 
 use hyper::body::Incoming;
 use hyper::Request;
-use serde_json::{json, Value};
+use serde_json::Value;
 use weir_storage::touch::request::parse_wait;
-use weir_storage::{WaitOutcome, WaitStatus};
+use weir_storage::WaitOutcome;
+
+use crate::proto::WaitResult;
 
 use super::super::body::read_limited;
 use super::super::reply::Reply;
@@ -36,30 +38,8 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, stream: &str) -> Reply {
     }
 }
 
-/// The response body of a wait outcome (touches.md §1.8 "Responses").
+/// The response body of a wait outcome (touches.md §1.8 "Responses"),
+/// rendered by the one function every door uses.
 pub fn outcome_json(o: &WaitOutcome) -> Value {
-    match o.status {
-        WaitStatus::Touched | WaitStatus::Timeout => json!({
-            "touched": o.status == WaitStatus::Touched,
-            "cursor": o.cursor,
-            "effectiveWaitKind": o.effective_wait_kind,
-            "bucketMaxSourceOffsetSeq": o.bucket_max_source_offset_seq,
-            "flushAtMs": o.flush_at_ms,
-            "bucketStartMs": o.bucket_start_ms,
-        }),
-        WaitStatus::Stale => json!({
-            "stale": true,
-            "cursor": o.cursor,
-            "epoch": o.epoch,
-            "generation": o.generation,
-            "effectiveWaitKind": o.effective_wait_kind,
-            "bucketMaxSourceOffsetSeq": o.bucket_max_source_offset_seq,
-            "flushAtMs": o.flush_at_ms,
-            "bucketStartMs": o.bucket_start_ms,
-            "error": {
-                "code": "stale",
-                "message": "cursor epoch mismatch; rerun/re-subscribe and start from cursor",
-            },
-        }),
-    }
+    WaitResult::from(o).to_json()
 }

@@ -265,3 +265,76 @@ fn size_bounds_hold() {
         }
     }
 }
+
+#[test]
+fn wait() {
+    let m = Message::Wait(Wait {
+        stream: "s".into(),
+        request: "{}".into(),
+    });
+    #[rustfmt::skip]
+    let want = [
+        11, 0, 0, 0, 2, 0x0d, 9, 0, 0, 0,
+        1, b's',                      // stream "s"
+        2, b'{', b'}',                // the wait document as JSON text
+    ];
+    assert_eq!(wire(9, m), want);
+}
+
+#[test]
+fn wait_result() {
+    let m = Message::WaitResult(WaitResult {
+        status: WireWaitStatus::Timeout,
+        cursor: "c".into(),
+        epoch: "e".into(),
+        generation: 2,
+        effective_wait_kind: "fineKey".into(),
+        bucket_max_source_offset_seq: "-1".into(),
+        flush_at_ms: 300,
+        bucket_start_ms: 5,
+    });
+    #[rustfmt::skip]
+    let want = [
+        27, 0, 0, 0, 2, 0x8d, 9, 0, 0, 0,
+        1,                            // status: Timeout (tag 1)
+        1, b'c',                      // cursor
+        1, b'e',                      // epoch
+        2,                            // generation
+        7, b'f', b'i', b'n', b'e', b'K', b'e', b'y',
+        2, b'-', b'1',                // bucketMaxSourceOffsetSeq
+        0xfb, 0x2c, 0x01,             // flushAtMs 300
+        5,                            // bucketStartMs
+    ];
+    assert_eq!(wire(9, m), want);
+}
+
+#[test]
+fn activate_templates() {
+    let m = Message::ActivateTemplates(ActivateTemplates {
+        stream: "s".into(),
+        request: "{}".into(),
+    });
+    let want = [11, 0, 0, 0, 2, 0x0e, 9, 0, 0, 0, 1, b's', 2, b'{', b'}'];
+    assert_eq!(wire(9, m), want);
+    let m = Message::TemplatesActivated(TemplatesActivated {
+        activated: vec![ActivatedTemplate {
+            template_id: "t".into(),
+            active_from_touch_offset: "c".into(),
+        }],
+        denied: vec![DeniedTemplate {
+            template_id: "0".into(),
+            reason: "invalid".into(),
+        }],
+        max_active_templates_per_stream: 2,
+        max_active_templates_per_entity: 1,
+    });
+    #[rustfmt::skip]
+    let want = [
+        24, 0, 0, 0, 2, 0x8e, 9, 0, 0, 0,
+        1, 1, b't', 1, b'c',          // activated: one (templateId, activeFrom)
+        1, 1, b'0',                   // denied: one, templateId "0"
+        7, b'i', b'n', b'v', b'a', b'l', b'i', b'd',
+        2, 1,                         // the two caps
+    ];
+    assert_eq!(wire(9, m), want);
+}

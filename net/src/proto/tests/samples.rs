@@ -335,6 +335,46 @@ pub fn v2_messages() -> Vec<Message> {
             key: None,
             value: None,
         }),
+        Message::Wait(Wait {
+            stream: "users".into(),
+            request: r#"{"cursor":"now","keys":["a"],"timeoutMs":1000}"#.into(),
+        }),
+        Message::WaitResult(WaitResult {
+            status: WireWaitStatus::Touched,
+            cursor: "00000000000000ab:7".into(),
+            epoch: "00000000000000ab".into(),
+            generation: 7,
+            effective_wait_kind: "fineKey".into(),
+            bucket_max_source_offset_seq: "41".into(),
+            flush_at_ms: 1_700_000_000_100,
+            bucket_start_ms: 1_700_000_000_000,
+        }),
+        Message::WaitResult(WaitResult {
+            status: WireWaitStatus::Stale,
+            cursor: "00000000000000ab:0".into(),
+            epoch: "00000000000000ab".into(),
+            generation: 0,
+            effective_wait_kind: "tableKey".into(),
+            bucket_max_source_offset_seq: "-1".into(),
+            flush_at_ms: 0,
+            bucket_start_ms: 0,
+        }),
+        Message::ActivateTemplates(ActivateTemplates {
+            stream: "users".into(),
+            request: r#"{"templates":[]}"#.into(),
+        }),
+        Message::TemplatesActivated(TemplatesActivated {
+            activated: vec![ActivatedTemplate {
+                template_id: "0123456789abcdef".into(),
+                active_from_touch_offset: "00000000000000ab:7".into(),
+            }],
+            denied: vec![DeniedTemplate {
+                template_id: "0000000000000000".into(),
+                reason: "invalid".into(),
+            }],
+            max_active_templates_per_stream: 2048,
+            max_active_templates_per_entity: 256,
+        }),
     ]
 }
 

@@ -1,0 +1,98 @@
+// Shared helpers: argument parsing, server process sampling (/proc), offsets,
+// percentiles.
+import fs from "node:fs";
+
+export function parseArgs(argv) {
+  const o = { _: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith("--")) {
+      const k = a.slice(2);
+      const v = argv[i + 1] !== undefined && !argv[i + 1].startsWith("--") ? argv[++i] : "1";
+      o[k] = v;
+    } else o._.push(a);
+  }
+  return o;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const nowMs = () => performance.now();
+
+const CLK_TCK = 100; // Linux USER_HZ; checked by `run` with getconf CLK_TCK
+
+// CPU seconds (utime + stime, all threads) of a process.
+export function cpuSecs(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+// {rss, hwm} in bytes from /proc/PID/status.
+export function memOf(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, "latin1");
+    const kb = (k) => {
+      const m = s.match(new RegExp(`^${k}:\\s+(\\d+) kB`, "m"));
+      return m ? Number(m[1]) * 1024 : NaN;
+    };
+    return { rss: kb("VmRSS"), hwm: kb("VmHWM"), threads: Number((s.match(/^Threads:\s+(\d+)/m) || [])[1]) };
+  } catch {
+    return { rss: NaN, hwm: NaN, threads: NaN };
+  }
+}
+
+// Samples a process's RSS every `ms` ms; peak() gives the largest seen.
+export class RssSampler {
+  constructor(pid, ms = 200) {
+    this.pid = pid;
+    this.max = 0;
+    this.t = setInterval(() => this.sample(), ms);
+    this.sample();
+  }
+  sample() {
+    const r = memOf(this.pid).rss;
+    if (r > this.max) this.max = r;
+    return r;
+  }
+  stop() {
+    clearInterval(this.t);
+    this.sample();
+    return this.max;
+  }
+}
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+// The sequence number of the next record, read from a Stream-Next-Offset
+// header. Weir: 32 decimal digits split by "_" (the next record offset).
+// Prisma Streams: 26 Crockford base32 characters over 16 bytes (epoch u32,
+// seq+1 as u64, in-block u32), the seq being the last record's.
+export function nextSeqOf(offset) {
+  if (!offset) return NaN;
+  if (/^\d{16}_\d{16}$/.test(offset)) return Number(BigInt(offset.replace("_", "")));
+  if (offset.length === 26) {
+    let v = 0n;
+    for (const ch of offset.toUpperCase()) {
+      const d = CROCKFORD.indexOf(ch);
+      if (d < 0) return NaN;
+      v = (v << 5n) | BigInt(d);
+    }
+    v >>= 2n; // 130 bits carry 128
+    return Number((v >> 32n) & 0xffffffffffffffffn);
+  }
+  return NaN;
+}
+
+export function pct(sorted, p) {
+  if (!sorted.length) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export function randInt(n) {
+  return Math.floor(Math.random() * n);
+}

@@ -1,0 +1,91 @@
+//! Helpers of the crash tests: start `weir serve` on free loopback ports
+//! over a data directory and talk HTTP/1.1 to it without a client library,
+//! so a killed server shows up as `None` rather than a panic.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+// The child is returned to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
+pub fn start(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--http-addr", "127.0.0.1:0", "--quic-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server starts");
+        if let Some(at) = line.find("HTTP door listening") {
+            let rest = &line[at..];
+            let a = rest.find("addr=").expect("addr field") + 5;
+            let addr = rest[a..].split_whitespace().next().unwrap().to_string();
+            // Keep draining the log so the server never blocks on stderr.
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return (child, addr);
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; (status, body), or `None`
+/// when the server is gone.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Runs `weir verify` on a stopped server's data directory and checks that
+/// it compared `streams` state streams and found no difference.
+pub fn verify(dir: &std::path::Path, streams: usize) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["verify", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("run weir verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weir verify failed ({}):\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!("{streams} state streams checked, 0 with differences");
+    assert!(text.contains(&want), "{text}");
+}
