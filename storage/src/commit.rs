@@ -112,6 +112,12 @@ pub(crate) enum Command {
         only_id: Option<u64>,
         reply: Option<Reply<()>>,
     },
+    /// Drops a plain stream's batches below the one holding `before` (`retention.rs`).
+    Trim {
+        stream: Arc<StreamState>,
+        before: u64,
+        reply: Option<Reply<u64>>,
+    },
     Shutdown,
 }
 
@@ -235,6 +241,17 @@ impl Committer {
                     } => {
                         self.flush(&mut group);
                         let res = self.delete(&name, only_id);
+                        if let Some(r) = reply {
+                            let _ = r.send(res);
+                        }
+                    }
+                    Command::Trim {
+                        stream,
+                        before,
+                        reply,
+                    } => {
+                        self.flush(&mut group);
+                        let res = self.trim(&stream, before);
                         if let Some(r) = reply {
                             let _ = r.send(res);
                         }
@@ -580,6 +597,12 @@ impl Committer {
             )
         };
         state::check_mode(&s.config.content_type, mode)?;
+        if mode != StateMode::None && s.live.lock().head > 0 {
+            // The state is built from the whole history, which is gone.
+            return Err(Error::Invalid(
+                "the stream's oldest records were trimmed: it cannot keep state".into(),
+            ));
+        }
         let mut wb = WriteBatch::default();
         let mut kv = if old.mode == mode {
             old.clone()

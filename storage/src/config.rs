@@ -57,6 +57,11 @@ pub struct EngineConfig {
     /// append or create, whatever door it came through; at most 2 GiB, the
     /// stored batch layout's own bound.
     pub max_append_bytes: usize,
+    /// Records of `live.metrics` older than this are dropped (Prisma's
+    /// retention: 7 days; the newest batch always stays).
+    pub live_metrics_max_age: Duration,
+    /// How often `live.metrics` is trimmed to its maximum age.
+    pub live_metrics_trim_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +79,12 @@ impl Default for EngineConfig {
             file_cache_bytes: 2 << 30,
             file_cache_min_batch: 64 << 10,
             max_append_bytes: u32::MAX as usize / 2,
+            live_metrics_max_age: Duration::from_millis(
+                crate::touch::defaults::LIVE_METRICS_RETENTION_MS,
+            ),
+            live_metrics_trim_interval: Duration::from_millis(
+                crate::touch::defaults::LIVE_RETENTION_INTERVAL_MS,
+            ),
         }
     }
 }

@@ -509,6 +509,7 @@ fn recover(db: &DB) -> Result<Recovered> {
         next_id = next_id.max(meta.id + 1);
         let tail = recover_tail(db, meta.id)?;
         let state = Arc::new(StreamState::new(name, meta, tail, now));
+        state.live.lock().head = crate::retention::recover_head(db, state.id)?;
         by_id.insert(state.id, Arc::clone(&state));
         map.insert(Arc::clone(&state.name), state);
     }

@@ -205,7 +205,20 @@ pub(crate) fn read_stream(
 ) -> Result<Vec<Batch>> {
     let segs = segments(s);
     if segs.len() == 1 {
-        return read_range(shared, s.id, from, tail, budget);
+        // Retention may have dropped the oldest batches: start at the head
+        // (retention.rs), and again if a trim moved it during the read.
+        let mut from = from.max(s.live.lock().head);
+        loop {
+            if from >= tail {
+                return Ok(Vec::new());
+            }
+            match read_range(shared, s.id, from, tail, budget) {
+                Err(Error::Corrupt(_)) if s.live.lock().head > from => {
+                    from = s.live.lock().head;
+                }
+                r => return r,
+            }
+        }
     }
     let mut out = Vec::new();
     let mut at = from;
@@ -365,6 +378,9 @@ pub(crate) fn recover(db: &DB, by_id: &HashMap<u64, Arc<StreamState>>) -> Result
                 }
                 let mut l = s.live.lock();
                 l.next_offset = l.next_offset.max(link.own_start);
+                // A fork's own records start at its fork point; its head is
+                // its source's business (forks are never trimmed).
+                l.head = 0;
                 l.fork = Some(Arc::new(link));
             }
             b'D' => s.live.lock().soft_deleted = true,
@@ -389,9 +405,9 @@ pub(crate) fn create_fork(
         .cloned()
         .filter(|s| !s.is_expired(now))
         .ok_or(Error::NotFound)?;
-    let (src_tail, src_dead, mode) = {
+    let (src_tail, src_dead, mode, src_head) = {
         let l = source.live.lock();
-        (l.next_offset, l.soft_deleted, l.kv.mode)
+        (l.next_offset, l.soft_deleted, l.kv.mode, l.head)
     };
     if src_dead {
         return Err(Error::ConfigConflict);
@@ -425,6 +441,12 @@ pub(crate) fn create_fork(
     if offset > src_tail {
         return Err(Error::Invalid(format!(
             "fork offset {offset} is beyond the source's tail {src_tail}"
+        )));
+    }
+    if src_head > 0 {
+        return Err(Error::Invalid(format!(
+            "{} was trimmed below offset {src_head}: a trimmed stream cannot be forked",
+            req.source
         )));
     }
 

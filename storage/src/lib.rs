@@ -56,6 +56,7 @@ mod meta;
 mod producer;
 mod read;
 mod record;
+mod retention;
 mod rules;
 mod state;
 mod stats;

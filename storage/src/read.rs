@@ -3,7 +3,7 @@
 //! and by a byte budget, and never takes the commit thread's path.
 
 use bytes::Bytes;
-use rocksdb::{ReadOptions, DB};
+use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
 
 use crate::batch::Batch;
 use crate::engine::Shared;
@@ -141,15 +141,20 @@ impl Page {
     }
 }
 
-/// The tail offset of stream `sid` as recorded in the `wal` column family.
-pub(crate) fn recover_tail(db: &DB, sid: u64) -> Result<u64> {
+/// An iterator over every `wal` key of stream `sid`, unpositioned.
+pub(crate) fn stream_wal(db: &DB, sid: u64) -> Result<DBRawIteratorWithThreadMode<'_, DB>> {
     let cf = db
         .cf_handle(CF_WAL)
         .ok_or_else(|| Error::Corrupt("missing wal column family".into()))?;
     let mut opts = ReadOptions::default();
     opts.set_iterate_lower_bound(wal_key(sid, 0).to_vec());
     opts.set_iterate_upper_bound(wal_key(sid.wrapping_add(1), 0).to_vec());
-    let mut it = db.raw_iterator_cf_opt(&cf, opts);
+    Ok(db.raw_iterator_cf_opt(&cf, opts))
+}
+
+/// The tail offset of stream `sid` as recorded in the `wal` column family.
+pub(crate) fn recover_tail(db: &DB, sid: u64) -> Result<u64> {
+    let mut it = stream_wal(db, sid)?;
     it.seek_to_last();
     let tail = match (it.key(), it.value()) {
         (Some(k), Some(v)) if it.valid() => {

@@ -41,6 +41,9 @@ pub(crate) struct Live {
     pub soft_deleted: bool,
     /// The stream's key-value state mode and progress (see `state/`).
     pub kv: crate::state::KvStatus,
+    /// The first offset still stored: records below it were dropped by
+    /// retention (`retention.rs`).
+    pub head: u64,
 }
 
 impl StreamState {
@@ -66,6 +69,7 @@ impl StreamState {
                     profile: meta.profile.map(Arc::from),
                     ..Default::default()
                 },
+                head: 0,
             }),
         }
     }

@@ -1,8 +1,10 @@
 //! The `live.metrics` writer: ensures the stream at start, then once a
 //! second appends one `live.tick` per touch stream together with the queued
-//! lifecycle events, and every 60 s the template snapshots. Appends go to
-//! the commit thread without waiting for them (best effort, as in Prisma:
-//! a full queue or a failed append loses metrics, never a user record).
+//! lifecycle events, and every 60 s the template snapshots; every 60 s it
+//! also drops the records older than the retention (7 days). Appends and
+//! trims go to the commit thread without waiting for them (best effort, as
+//! in Prisma: a full queue or a failed append loses metrics, never a user
+//! record).
 
 use std::sync::Arc;
 
@@ -33,7 +35,13 @@ pub(crate) struct MetricsWriter {
     env: Envelope,
     next_tick_ms: u64,
     next_snapshot_ms: u64,
+    next_trim_ms: u64,
 }
+
+/// Most bytes of old records one retention pass reads to find its cut, so
+/// a long backlog (after raising the retention's age, say) is trimmed over
+/// several passes instead of stalling the touch thread.
+const TRIM_SCAN_BYTES: usize = 16 << 20;
 
 impl MetricsWriter {
     pub fn new(shared: Arc<Shared>, tx: Sender<Command>) -> MetricsWriter {
@@ -44,6 +52,7 @@ impl MetricsWriter {
             env: Envelope::from_env(|k| std::env::var(k).ok()),
             next_tick_ms: u64::MAX,
             next_snapshot_ms: u64::MAX,
+            next_trim_ms: u64::MAX,
         }
     }
 
@@ -84,11 +93,60 @@ impl MetricsWriter {
         let now = crate::clock::now_ms();
         self.next_tick_ms = now + LIVE_TICK_INTERVAL_MS;
         self.next_snapshot_ms = now + LIVE_SNAPSHOT_INTERVAL_MS;
+        self.next_trim_ms = now + self.trim_interval_ms();
+    }
+
+    fn trim_interval_ms(&self) -> u64 {
+        (self.shared.config.live_metrics_trim_interval.as_millis() as u64).max(1)
     }
 
     /// When the writer next has work.
     pub fn next_due(&self) -> u64 {
-        self.next_tick_ms.min(self.next_snapshot_ms)
+        self.next_tick_ms
+            .min(self.next_snapshot_ms)
+            .min(self.next_trim_ms)
+    }
+
+    /// Drops the batches appended before `now - max_age` (Prisma's rule on
+    /// append times; the newest batch always stays).
+    fn trim(&mut self, target: &Arc<StreamState>, now: u64) {
+        self.next_trim_ms = now + self.trim_interval_ms();
+        let max_age = self.shared.config.live_metrics_max_age.as_millis() as u64;
+        let cutoff = now.saturating_sub(max_age);
+        let (head, tail) = {
+            let l = target.live.lock();
+            (l.head, l.next_offset)
+        };
+        let mut at = head;
+        let mut scanned = 0usize;
+        // The first batch appended at or after the cutoff, or as far as the
+        // scan got through batches that are all older.
+        let cut = loop {
+            if at >= tail || scanned >= TRIM_SCAN_BYTES {
+                break at;
+            }
+            let Ok(batches) = crate::fork::read_stream(&self.shared, target, at, tail, 1 << 20)
+            else {
+                return;
+            };
+            if batches.is_empty() {
+                break at;
+            }
+            if let Some(b) = batches.iter().find(|b| b.append_time_ms() >= cutoff) {
+                break b.first_offset();
+            }
+            for b in &batches {
+                scanned += b.data_len();
+                at = b.next_offset();
+            }
+        };
+        if cut > head {
+            let _ = self.tx.try_send(Command::Trim {
+                stream: target.clone(),
+                before: cut,
+                reply: None,
+            });
+        }
     }
 
     /// Writes the ticks, events and snapshots that are due.
@@ -98,6 +156,9 @@ impl MetricsWriter {
             drop(self.shared.touch.take_events());
             return;
         };
+        if now >= self.next_trim_ms {
+            self.trim(&target, now);
+        }
         let mut records = Vec::new();
         for (stream, event) in self.shared.touch.take_events() {
             let kind = event
