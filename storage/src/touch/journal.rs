@@ -446,10 +446,13 @@ impl Journal {
                 woken.push((id, wake));
             }
         }
-        self.stats.notify_flushes += 1;
-        self.stats.notify_wakeups += woken.len() as u64;
+        // Prisma counts a notifying flush only when it woke someone.
+        if !woken.is_empty() {
+            self.stats.notify_flushes += 1;
+            self.stats.notify_wakeups += woken.len() as u64;
+            self.totals.notify_wakeups += woken.len() as u64;
+        }
         self.totals.flushes += 1;
-        self.totals.notify_wakeups += woken.len() as u64;
         Some(Flush { bucket, woken })
     }
 
@@ -606,6 +609,22 @@ impl Journal {
             self.totals.timeouts_fired += out.len() as u64;
         }
         out
+    }
+
+    /// Records how long waking a flush's waiters took (the shell measures
+    /// it: the core has no clock of its own).
+    pub fn note_wake_ms(&mut self, ms: u64) {
+        self.stats.notify_wake_ms_sum += ms;
+        self.stats.notify_wake_ms_max = self.stats.notify_wake_ms_max.max(ms);
+        self.totals.notify_wake_ms_sum += ms;
+        self.totals.notify_wake_ms_max = self.totals.notify_wake_ms_max.max(ms);
+    }
+
+    /// Records how long a timeout sweep that fired took.
+    pub fn note_sweep_ms(&mut self, ms: u64) {
+        self.stats.timeout_sweep_ms_sum += ms;
+        self.stats.timeout_sweep_ms_max = self.stats.timeout_sweep_ms_max.max(ms);
+        self.totals.timeout_sweep_ms_sum += ms;
     }
 
     /// Takes (and resets) the interval statistics.

@@ -116,6 +116,7 @@ impl Runtime {
     /// busy stream cannot starve the others' flushes and deadlines).
     fn process(&mut self, ts: &Arc<TouchStream>, now: u64) -> Result<()> {
         for _ in 0..8 {
+            let batch_started = std::time::Instant::now();
             let mut progress = ts.progress.lock();
             if now < progress.retry_at_ms {
                 ts.mark_dirty();
@@ -224,7 +225,13 @@ impl Runtime {
                     fine_touches_skipped_cold_key: s.skipped_cold_key,
                     fine_touches_skipped_template_bucket: s.skipped_template_bucket,
                     fine_touches_suppressed_due_to_lag: s.suppressed_by_lag,
-                    fine_touches_suppressed_due_to_lag_ms: 0,
+                    // Prisma's measure: the time spent on batches that ran
+                    // suppressed.
+                    fine_touches_suppressed_due_to_lag_ms: if s.suppressed_by_lag {
+                        batch_started.elapsed().as_millis() as u64
+                    } else {
+                        0
+                    },
                     fine_touches_suppressed_due_to_budget: s.suppressed_by_budget,
                     no_interest_fast_forward: false,
                     processed_through_delta: progress.next - from,
@@ -279,12 +286,19 @@ impl Runtime {
 
 /// Resolves every waiter whose deadline passed.
 fn expire(ts: &TouchStream, now: u64) {
+    let started = std::time::Instant::now();
     let mut cell = ts.journal.lock();
-    for id in cell.journal.expire(now) {
+    let expired = cell.journal.expire(now);
+    if expired.is_empty() {
+        return;
+    }
+    for id in expired {
         if let Some(s) = cell.senders.remove(&id) {
             let _ = s.send(WaitEnd::Timeout);
         }
     }
+    cell.journal
+        .note_sweep_ms(started.elapsed().as_millis() as u64);
 }
 
 /// Flushes the open bucket: persists it with the checkpoint that covers its
@@ -294,9 +308,12 @@ pub(crate) fn flush(shared: &Shared, ts: &TouchStream, now: u64) -> Result<()> {
     let mut progress = ts.progress.lock();
     let mut cell = ts.journal.lock();
     cell.flush_at = None;
+    let matching = std::time::Instant::now();
     let Some(f) = cell.journal.flush(now) else {
         return Ok(());
     };
+    // Wake time is matching plus sending, not the store write between.
+    let matched_in = matching.elapsed();
     let seq = cell.next_seq;
     cell.next_seq += 1;
     let mut wb = WriteBatch::default();
@@ -327,10 +344,16 @@ pub(crate) fn flush(shared: &Shared, ts: &TouchStream, now: u64) -> Result<()> {
     store::put_checkpoint(&shared.db, &mut wb, ts.sid(), &c);
     shared.db.write(wb)?;
     progress.written = Some(c);
+    let waking = std::time::Instant::now();
+    let woke = !f.woken.is_empty();
     for (id, wake) in f.woken {
         if let Some(s) = cell.senders.remove(&id) {
             let _ = s.send(WaitEnd::Touched(wake));
         }
+    }
+    if woke {
+        let ms = (matched_in + waking.elapsed()).as_millis() as u64;
+        cell.journal.note_wake_ms(ms);
     }
     Ok(())
 }
