@@ -341,3 +341,64 @@ async fn version_one_sessions_do_not_know_the_touch_requests() {
     let e = json(&mut ws).await;
     assert_eq!(e["kind"], json!("UnknownOpcode"), "{e}");
 }
+
+/// The `live.tick` records of `app` among JSON record payloads.
+fn ticks_for_app<'a>(payloads: impl Iterator<Item = &'a [u8]>) -> usize {
+    payloads
+        .filter_map(|p| serde_json::from_slice::<Value>(p).ok())
+        .filter(|v| v["type"] == json!("live.tick") && v["stream"] == json!("app"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_metrics_reads_over_quic_and_websocket() {
+    let s = Server::start(HttpConfig::default()).await;
+    setup(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let quic =
+        support::TestServer::start(s.engine.clone(), dir.path(), "127.0.0.1:0".parse().unwrap())
+            .await;
+    let c = quic.client().await;
+    // Ticks come once a second; wait for two.
+    let t = Instant::now();
+    loop {
+        let r = c.read("live.metrics", 0, 1 << 20).await.unwrap();
+        let n = ticks_for_app(
+            r.batches
+                .iter()
+                .flat_map(|b| b.iter().map(|x| x.payload).collect::<Vec<_>>()),
+        );
+        if n >= 2 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no live.tick for app"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The same records, as JSON over WebSocket.
+    let mut ws = connect(&s.base).await;
+    send_json(&mut ws, json!({"type": "hello", "id": 1})).await;
+    json(&mut ws).await;
+    send_json(
+        &mut ws,
+        json!({"type": "read", "id": 2, "stream": "live.metrics", "from": 0}),
+    )
+    .await;
+    let mut texts = Vec::new();
+    loop {
+        let m = json(&mut ws).await;
+        match m["type"].as_str() {
+            Some("data") => {
+                for r in m["records"].as_array().unwrap() {
+                    texts.push(r["payload"].as_str().unwrap().to_string());
+                }
+            }
+            Some("read_done") => break,
+            other => panic!("unexpected {other:?}: {m}"),
+        }
+    }
+    assert!(ticks_for_app(texts.iter().map(|t| t.as_bytes())) >= 2);
+    quic.stop().await;
+}
