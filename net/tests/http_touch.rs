@@ -468,3 +468,44 @@ async fn live_metrics_is_a_hidden_json_stream_with_ticks() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_touch_off_and_on_starts_a_new_epoch_that_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Srv::start(dir.path()).await;
+    s.touch_stream("app", enabled()).await;
+    let old = s.settled_cursor("app").await;
+    let profile = |touch: Value| {
+        json!({"apiVersion": "durable.streams/profile/v1",
+               "profile": {"kind": "state-protocol", "touch": touch}})
+    };
+    // Off and on again, with changes flowing in between.
+    for touch in [json!({"enabled": false}), enabled()] {
+        s.append("app", insert("p", "t1")).await;
+        let r = s.post("/v1/stream/app/_profile", profile(touch)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let new = s.settled_cursor("app").await;
+    assert_ne!(old[..16], new[..16], "a new epoch");
+    let r = s
+        .wait(
+            "app",
+            json!({"cursor": old, "keys": [TABLE_POSTS], "timeoutMs": 0}),
+        )
+        .await;
+    assert_eq!(r.body["stale"], json!(true), "{}", r.body);
+    s.stop().await;
+
+    // The new epoch is the one the store kept.
+    let s = Srv::start(dir.path()).await;
+    let after = s.settled_cursor("app").await;
+    assert_eq!(after[..16], new[..16]);
+    let r = s
+        .wait(
+            "app",
+            json!({"cursor": new, "keys": [TABLE_POSTS], "timeoutMs": 0}),
+        )
+        .await;
+    assert!(r.body.get("stale").is_none(), "{}", r.body);
+    s.stop().await;
+}

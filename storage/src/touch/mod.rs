@@ -89,8 +89,15 @@ pub(crate) fn stage_profile(
     new: Option<&str>,
     tail: u64,
 ) {
-    let was = enabled_config(old).is_some();
-    let is = enabled_config(new).is_some();
+    let was = enabled_config(old);
+    let is = enabled_config(new);
+    if was != is {
+        // The runtime of the old settings must not write after this batch.
+        if let Some(ts) = shared.touch.get(sid) {
+            ts.retire();
+        }
+    }
+    let (was, is) = (was.is_some(), is.is_some());
     if was == is {
         return;
     }
@@ -209,10 +216,13 @@ impl Hub {
                 continue;
             };
             if let Some(old) = current.get(&s.id) {
-                if Arc::ptr_eq(&old.stream, &s) && *old.config == cfg {
+                if Arc::ptr_eq(&old.stream, &s) && *old.config == cfg && !old.is_retired() {
                     next.insert(s.id, Arc::clone(old));
                     continue;
                 }
+                // The replacement opens from the store: the old runtime
+                // must have written its last state first.
+                old.retire();
             }
             match TouchStream::open(shared, Arc::clone(&s), cfg, now) {
                 Ok(ts) => {
@@ -221,6 +231,11 @@ impl Hub {
                 Err(e) => {
                     tracing::error!(stream = %s.name, error = %e, "cannot open touch state")
                 }
+            }
+        }
+        for (sid, old) in &current {
+            if !next.contains_key(sid) {
+                old.retire();
             }
         }
         *self.streams.write() = next;

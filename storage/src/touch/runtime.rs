@@ -306,6 +306,9 @@ fn expire(ts: &TouchStream, now: u64) {
 /// means no client sees a cursor the store does not know.
 pub(crate) fn flush(shared: &Shared, ts: &TouchStream, now: u64) -> Result<()> {
     let mut progress = ts.progress.lock();
+    if ts.is_retired() {
+        return Ok(());
+    }
     let mut cell = ts.journal.lock();
     cell.flush_at = None;
     let matching = std::time::Instant::now();
@@ -365,6 +368,9 @@ fn write_idle_checkpoint(
     ts: &TouchStream,
     progress: &mut super::stream::Progress,
 ) -> Result<()> {
+    if ts.is_retired() {
+        return Ok(());
+    }
     let cell = ts.journal.lock();
     if cell.flush_at.is_some() || cell.journal.pending_keys() > 0 {
         return Ok(());

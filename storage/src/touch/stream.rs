@@ -150,6 +150,10 @@ pub(crate) struct TouchStream {
     pub dirty: AtomicBool,
     /// When the template GC last ran.
     pub last_gc_ms: Mutex<u64>,
+    /// Set once the stream's profile changed or it went away: this runtime
+    /// no longer owns the stream's touch state and writes nothing more
+    /// (a replacement, if any, opens from what the store holds).
+    pub retired: AtomicBool,
 }
 
 /// Generations skipped after a restart: a flush that a power cut took away
@@ -164,6 +168,20 @@ pub(crate) const RETAIN_MS: u64 = 10 * 60 * 1000;
 pub(crate) const RETAIN_BYTES: usize = 64 << 20;
 
 impl TouchStream {
+    /// Stops this runtime from writing touch state. Taking the progress
+    /// lock waits for a flush or checkpoint write in progress, so none
+    /// lands after the caller's own write of the stream's touch state.
+    pub fn retire(&self) {
+        let _writes = self.progress.lock();
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`TouchStream::retire`] was called (check under the progress lock).
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Opens the runtime of a stream whose profile enables touch, from its
     /// checkpoint, retained buckets and template rows. A stream enabled
     /// without a checkpoint (none written yet) starts at `tail`.
@@ -240,6 +258,7 @@ impl TouchStream {
             totals: Mutex::new(Totals::default()),
             dirty: AtomicBool::new(true),
             last_gc_ms: Mutex::new(0),
+            retired: AtomicBool::new(false),
             config: Arc::new(config),
         })
     }
