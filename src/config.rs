@@ -44,6 +44,8 @@ pub struct Config {
     pub quic: QuicSection,
     /// The WebSocket door (on the HTTP port at `/v1/ws`).
     pub websocket: WebSocketSection,
+    /// Authentication and permissions on every door (off by default).
+    pub auth: weir_net::auth::AuthConfig,
 }
 
 /// `[websocket]`: the binary protocol over WebSocket.
@@ -195,6 +197,7 @@ impl Default for Config {
             http: HttpSection::default(),
             quic: QuicSection::default(),
             websocket: WebSocketSection::default(),
+            auth: weir_net::auth::AuthConfig::default(),
         }
     }
 }
@@ -280,6 +283,31 @@ impl Config {
         self.durability
             .parse()
             .map_err(|e: String| anyhow::anyhow!(e))
+    }
+
+    /// The authenticator of `[auth]`, or `None` when it is off.
+    pub fn auth(&self) -> anyhow::Result<Option<weir_net::auth::Auth>> {
+        weir_net::auth::Auth::from_config(&self.auth).context("[auth]")
+    }
+
+    /// Warns loudly about doors reachable from other machines without auth.
+    pub fn warn_if_open(&self) {
+        if self.auth.enabled {
+            return;
+        }
+        for (door, addr) in [
+            ("HTTP and WebSocket", self.http.addr),
+            ("QUIC", self.quic.addr),
+        ] {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    door,
+                    %addr,
+                    "AUTHENTICATION IS OFF on a door that listens beyond loopback: anyone who \
+                     reaches {addr} can read, write and delete every stream; set [auth] enabled = true"
+                );
+            }
+        }
     }
 
     /// The HTTP door configuration this config describes.

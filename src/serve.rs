@@ -33,14 +33,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding the HTTP door to {}", config.http.addr))?;
-        let http_config = config.http_config();
+        let auth = config.auth()?;
+        config.warn_if_open();
+        let mut http_config = config.http_config();
+        http_config.auth = auth.clone();
+        http_config.ws.session.auth = auth.clone();
+        let mut quic_config = config.quic_config();
+        quic_config.session.auth = auth;
         // `serve` sets it too, best effort; a name the operator chose and the
         // kernel refuses stops startup here instead.
         if let Some(cc) = config.http.tcp_congestion.as_deref().filter(|c| *c != "system") {
             weir_net::http::set_congestion(&listener, cc).context("configuring the HTTP door")?;
         }
         tracing::info!(addr = %listener.local_addr()?, "HTTP door listening (Durable Streams at /v1/stream/)");
-        let quic = weir_net::quic::QuicServer::bind(engine.clone(), config.quic_config())
+        let quic = weir_net::quic::QuicServer::bind(engine.clone(), quic_config)
             .with_context(|| format!("binding the QUIC door to {}", config.quic.addr))?;
         // One signal stops every door; each drains its own connections.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -5,6 +5,7 @@
 //! [`session`]) over QUIC ([`quic`]) and WebSocket ([`ws`], on the HTTP port).
 
 /// A Rust client of the binary protocol over QUIC.
+pub mod auth;
 pub mod client;
 pub mod http;
 /// Weir's binary protocol as a sans-IO codec: frames, messages and their encoding.

@@ -31,7 +31,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(engine: Engine, dir: &Path, addr: SocketAddr) -> TestServer {
+        Self::start_with(engine, dir, addr, |_| {}).await
+    }
+
+    /// Starts with the configuration adjusted by `f`.
+    pub async fn start_with(
+        engine: Engine,
+        dir: &Path,
+        addr: SocketAddr,
+        f: impl FnOnce(&mut QuicConfig),
+    ) -> TestServer {
         let mut config = QuicConfig::new(addr, dir.to_path_buf());
+        f(&mut config);
         config.shutdown_grace = Duration::from_secs(2);
         config.session.shutdown_grace = Duration::from_secs(1);
         // A restarted server on the same port may find the old socket still

@@ -87,7 +87,7 @@ impl Conn {
             max_version: MAX_VERSION,
             max_frame: config.max_frame,
             client: config.client_name.clone(),
-            auth_token: None,
+            auth_token: config.auth_token.clone(),
         });
         let mut reader = send_on_new_stream(&quic, &Encoder::default(), 1, hello, config.max_frame)
             .await

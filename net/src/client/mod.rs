@@ -73,6 +73,9 @@ pub struct ClientConfig {
     pub resume_for: Duration,
     /// QUIC transport parameters.
     pub transport: TransportSettings,
+    /// Bearer token sent in `Hello` (a static token or a JWT), for servers
+    /// with authentication on.
+    pub auth_token: Option<String>,
 }
 
 impl ClientConfig {
@@ -87,6 +90,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             resume_for: Duration::from_secs(60),
             transport: TransportSettings::default(),
+            auth_token: None,
         }
     }
 }

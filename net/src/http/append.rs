@@ -54,6 +54,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Err(e) => return e.reply(limit),
     };
 
+    let mut state_protocol = false;
     let records = if tombstone {
         // A tombstone deletes its key's value in a keyed state stream; it
         // carries no payload, so a body would be silently dropped data.
@@ -88,6 +89,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             Ok(i) => i,
             Err(e) => return errors::reply(&e),
         };
+        state_protocol = info.state.mode == weir_storage::StateMode::StateProtocol;
         if media_type(ct) != media_type(&info.config.content_type) {
             return Reply::error(
                 StatusCode::CONFLICT,
@@ -139,6 +141,11 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         close,
     };
     match ctx.engine.append_async(name, req).await {
+        // Prisma's clients read a State Protocol stream's refusals from its
+        // JSON envelope.
+        Err(weir_storage::Error::Invalid(m)) if state_protocol => {
+            Reply::prisma_error(StatusCode::BAD_REQUEST, "bad_request", &m)
+        }
         Err(e) => errors::reply(&e),
         Ok(res) => {
             // With producer headers a new write is 200 and a retry 204; a

@@ -35,6 +35,8 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// The WebSocket door at `/v1/ws` on the same port.
     pub ws: crate::ws::WsConfig,
+    /// Token checks on every request (`None`: authentication is off).
+    pub auth: Option<crate::auth::Auth>,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +54,7 @@ impl Default for HttpConfig {
             },
             max_connections: 4096,
             ws: crate::ws::WsConfig::default(),
+            auth: None,
         }
     }
 }

@@ -56,7 +56,7 @@ pub fn initial_records(
 
 /// The stream name a `Stream-Forked-From` value names: a stream path
 /// (`/v1/stream/a/b`) or a full URL ending in one.
-fn source_name(v: &str) -> Option<String> {
+pub(super) fn source_name(v: &str) -> Option<String> {
     let at = v.find(STREAM_PREFIX)?;
     let rest = &v[at + STREAM_PREFIX.len()..];
     let rest = rest.split(['?', '#']).next().unwrap_or("");

@@ -14,6 +14,7 @@
 //! lexicographically ordered, stable across restarts.
 
 mod append;
+mod auth;
 mod body;
 mod config;
 mod cors;

@@ -142,7 +142,7 @@ fn default_profile(mode: StateMode) -> Value {
 }
 
 fn resource(profile: &Value) -> Reply {
-    Reply::json(
+    Reply::prisma_json(
         StatusCode::OK,
         &json!({"apiVersion": API_VERSION, "profile": profile}),
     )
@@ -153,10 +153,7 @@ fn bad(message: &str) -> Reply {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Reply {
-    Reply::json(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
+    Reply::prisma_error(status, code, message)
 }
 
 fn engine_error(e: &weir_storage::Error) -> Reply {

@@ -35,6 +35,24 @@ impl Reply {
             .body(full(value.to_string()))
     }
 
+    /// A JSON body with the headers Prisma Streams' JSON routes send
+    /// (charset, `no-store`, `nosniff`): profiles, touches, and the errors
+    /// of State Protocol streams, so its clients see what they expect.
+    pub fn prisma_json(status: StatusCode, value: &serde_json::Value) -> Self {
+        Reply::json(status, value)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("cache-control", "no-store")
+            .header("x-content-type-options", "nosniff")
+    }
+
+    /// Prisma Streams' error envelope, `{"error": {"code", "message"}}`.
+    pub fn prisma_error(status: StatusCode, code: &str, message: &str) -> Self {
+        Reply::prisma_json(
+            status,
+            &serde_json::json!({"error": {"code": code, "message": message}}),
+        )
+    }
+
     /// The reply's status.
     pub fn status(&self) -> StatusCode {
         self.res.status()

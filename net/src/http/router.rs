@@ -88,6 +88,11 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
         return r;
     }
     let path = req.uri().path().to_string();
+    if let Some(auth) = &ctx.config.auth {
+        if let Err(r) = super::auth::check(auth, req.method(), &path, req.headers()) {
+            return super::auth::refusal(r);
+        }
+    }
     if path == crate::ws::PATH {
         let (engine, stop) = (ctx.engine.clone(), ctx.stop.clone());
         let (mut reply, headers) =

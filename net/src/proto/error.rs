@@ -111,6 +111,9 @@ pub enum ErrorKind {
     Storage,
     /// Code 23: stored data failed validation on the server.
     Corrupt,
+    /// Code 24: the session's token does not grant this request (the
+    /// connection stays open; other streams may be granted).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -141,6 +144,7 @@ impl ErrorKind {
             ErrorKind::ShutDown => 21,
             ErrorKind::Storage => 22,
             ErrorKind::Corrupt => 23,
+            ErrorKind::Forbidden => 24,
         }
     }
 }

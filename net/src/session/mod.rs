@@ -62,6 +62,8 @@ pub struct SessionConfig {
     pub shutdown_grace: Duration,
     /// Name and version sent in `Welcome`.
     pub server_name: String,
+    /// Token checks on every request (`None`: authentication is off).
+    pub auth: Option<crate::auth::Auth>,
 }
 
 impl Default for SessionConfig {
@@ -74,6 +76,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(5),
             server_name: format!("weir/{}", env!("CARGO_PKG_VERSION")),
+            auth: None,
         }
     }
 }
@@ -104,6 +107,11 @@ struct State {
     subs: HashMap<u32, tokio::sync::mpsc::Sender<Stop>>,
     /// When the last frame arrived or the last request finished.
     last_activity: Instant,
+    /// With authentication on: who the `Hello` token says the peer is.
+    principal: Option<crate::auth::Principal>,
+    /// A token the transport received before `Hello` (the WebSocket
+    /// upgrade's `Authorization` header), used when `Hello` carries none.
+    transport_token: Option<String>,
 }
 
 /// One connection's protocol state. Cheap to share: handlers and
@@ -140,10 +148,18 @@ impl<T: Transport> Session<T> {
                 in_flight: HashSet::new(),
                 subs: HashMap::new(),
                 last_activity: Instant::now(),
+                principal: None,
+                transport_token: None,
             }),
             shutdown,
             closed: watch::Sender::new(false),
         })
+    }
+
+    /// A bearer token the transport received before `Hello` (checked when
+    /// `Hello` carries no token of its own).
+    pub fn set_transport_token(&self, token: Option<String>) {
+        self.lock().transport_token = token;
     }
 
     /// Tells the session its connection is closed: subscription tasks stop.
@@ -196,21 +212,32 @@ impl<T: Transport> Session<T> {
 
     /// Resolves when the connection has been idle for the configured
     /// timeout: nothing in flight and no frame received.
+    /// Also resolves when the peer's token expires: the connection, its
+    /// subscriptions and waits end with it.
     pub async fn idle(&self) {
         loop {
-            let (busy, last) = {
+            let (busy, last, expiry) = {
                 let s = self.lock();
-                (!s.in_flight.is_empty(), s.last_activity)
+                let expiry = s.principal.as_ref().and_then(|p| p.expires_at_ms);
+                (!s.in_flight.is_empty(), s.last_activity, expiry)
             };
             let deadline = last + self.config.idle_timeout;
             if !busy && Instant::now() >= deadline {
                 return;
             }
-            let wake = if busy {
+            let mut wake = if busy {
                 Instant::now() + self.config.idle_timeout
             } else {
                 deadline
             };
+            if let Some(at) = expiry {
+                let left = at.saturating_sub(weir_storage::now_ms());
+                if left == 0 {
+                    tracing::debug!("closing a connection whose token expired");
+                    return;
+                }
+                wake = wake.min(Instant::now() + Duration::from_millis(left));
+            }
             tokio::time::sleep_until(wake).await;
         }
     }
@@ -325,6 +352,10 @@ impl<T: Transport> Session<T> {
             let _ = self.send(reply, id, Message::Pong).await;
             return Flow::Continue;
         }
+        if let Err((kind, why, close)) = self.authorize(&frame.message) {
+            self.error(reply, id, kind, why).await;
+            return if close { Flow::Close } else { Flow::Continue };
+        }
         if let Err((kind, why)) = self.admit(id, &frame.message) {
             self.error(reply, id, kind, why).await;
             return Flow::Continue;
@@ -346,6 +377,21 @@ impl<T: Transport> Session<T> {
                 .await;
             return Flow::Close;
         }
+        if let Some(auth) = &self.config.auth {
+            let preset = self.lock().transport_token.take();
+            let token = hello.auth_token.as_deref().or(preset.as_deref());
+            match auth.authenticate(token) {
+                Ok(p) => {
+                    tracing::debug!(principal = %p.name, "binary session authenticated");
+                    self.lock().principal = Some(p);
+                }
+                Err(r) => {
+                    self.error(reply, id, ErrorKind::Unauthorized, r.message())
+                        .await;
+                    return Flow::Close;
+                }
+            }
+        }
         self.lock().encoder = Some(Encoder::new(hello.max_frame).with_version(hi));
         tracing::debug!(client = %hello.client, version = hi, "binary session started");
         let welcome = crate::proto::Welcome {
@@ -356,6 +402,30 @@ impl<T: Transport> Session<T> {
         match self.send(reply, id, Message::Welcome(welcome)).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Close,
+        }
+    }
+
+    /// With authentication on, whether the session's principal may make
+    /// this request; `Err` says how to refuse it and whether to close (an
+    /// expired token closes the connection, a missing grant does not).
+    fn authorize(&self, m: &Message) -> Result<(), (ErrorKind, &'static str, bool)> {
+        if self.config.auth.is_none() {
+            return Ok(());
+        }
+        let Some((p, stream)) = permission_of(m) else {
+            return Ok(());
+        };
+        let s = self.lock();
+        let Some(principal) = &s.principal else {
+            let r = crate::auth::Refusal::Missing;
+            return Err((ErrorKind::Unauthorized, r.message(), true));
+        };
+        match principal.check(p, stream, weir_storage::now_ms()) {
+            Ok(()) => Ok(()),
+            Err(r @ crate::auth::Refusal::Forbidden) => {
+                Err((ErrorKind::Forbidden, r.message(), false))
+            }
+            Err(r) => Err((ErrorKind::Unauthorized, r.message(), true)),
         }
     }
 
@@ -406,4 +476,24 @@ pub async fn signalled(rx: &mut watch::Receiver<bool>) {
     if rx.wait_for(|v| *v).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// The permission and stream a request needs (`None`: connection-level
+/// requests, which need nothing beyond an authenticated session).
+fn permission_of(m: &Message) -> Option<(crate::auth::Permission, &str)> {
+    use crate::auth::Permission::*;
+    Some(match m {
+        Message::Create(c) => (Create, c.stream.as_str()),
+        Message::Delete(d) => (Delete, d.stream.as_str()),
+        Message::Append(a) => (Append, a.stream.as_str()),
+        Message::Head(h) => (Read, h.stream.as_str()),
+        Message::Read(r) => (Read, r.stream.as_str()),
+        Message::Subscribe(s) => (Read, s.stream.as_str()),
+        Message::Get(g) => (Read, g.stream.as_str()),
+        Message::Scan(s) => (Read, s.stream.as_str()),
+        Message::SubscribeState(s) => (Read, s.stream.as_str()),
+        Message::Wait(w) => (Read, w.stream.as_str()),
+        Message::ActivateTemplates(a) => (Read, a.stream.as_str()),
+        _ => return None,
+    })
 }

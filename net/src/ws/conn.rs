@@ -73,6 +73,7 @@ pub(super) async fn serve(
     engine: Engine,
     config: Arc<WsConfig>,
     mut stop: watch::Receiver<bool>,
+    token: Option<String>,
 ) {
     let (write, mut read) = ws.split();
     let stats = Arc::new(ConnStats::default());
@@ -99,6 +100,7 @@ pub(super) async fn serve(
         stats,
         stop.clone(),
     );
+    session.set_transport_token(token);
     let heard = Heard {
         start: Instant::now(),
         at_ms: AtomicU64::new(0),

@@ -95,6 +95,18 @@ pub fn accept(
             "the server is shutting down",
         ));
     }
+    // A token on the upgrade itself stands in for `Hello.auth_token`; one
+    // that is already refused is refused here, before any upgrade.
+    let token = crate::auth::bearer(
+        h.get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .map(str::to_string);
+    if let (Some(auth), Some(t)) = (&config.session.auth, &token) {
+        if let Err(r) = auth.authenticate(Some(t)) {
+            return Err(Refused::new(StatusCode::UNAUTHORIZED, r.message()));
+        }
+    }
     let Some(slot) = slots.try_take() else {
         return Err(Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -128,7 +140,7 @@ pub fn accept(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
                 .await;
-        super::conn::serve(ws, engine, config, stop).await;
+        super::conn::serve(ws, engine, config, stop, token).await;
     });
     Ok(out)
 }

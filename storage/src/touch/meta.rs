@@ -58,13 +58,14 @@ impl Engine {
             m.insert("settled".into(), json!(pending == 0 && backlog == 0));
             ts.totals.lock().write_json(&mut m, &j.totals());
         }
+        // Numbers as JavaScript writes them (100, not 100.0).
         m.insert(
             "coarseIntervalMs".into(),
-            json!(ts.config.coarse_interval_ms),
+            js_value(ts.config.coarse_interval_ms),
         );
         m.insert(
             "touchCoalesceWindowMs".into(),
-            json!(ts.config.touch_coalesce_window_ms),
+            js_value(ts.config.touch_coalesce_window_ms),
         );
         m.insert("activeTemplates".into(), json!(active_templates));
         m.insert("lagSourceOffsets".into(), json!(lag));
@@ -76,10 +77,9 @@ impl Engine {
         m.insert("touchMode".into(), json!(mode.as_str()));
         // The last processed offset as a number; the HTTP door writes it in
         // its offset encoding.
-        m.insert(
-            "walScannedThrough".into(),
-            next.checked_sub(1).map_or(Value::Null, |o| json!(o)),
-        );
+        // Prisma's value is the offset the processor reads next (the
+        // stream's next offset once caught up), also before any row.
+        m.insert("walScannedThrough".into(), json!(next));
         let hot = ts.hot.lock();
         let g = hot.gauges();
         m.insert("hotFineKeys".into(), json!(g.hot_fine_keys));
@@ -104,4 +104,9 @@ impl Engine {
         );
         Ok(Value::Object(m))
     }
+}
+
+/// A number as a JSON value written the way JavaScript prints it.
+fn js_value(x: f64) -> Value {
+    serde_json::from_str(&super::json_text::js_number(x)).unwrap_or(Value::Null)
 }

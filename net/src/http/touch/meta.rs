@@ -33,6 +33,8 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, stream: &str) -> Reply {
             Err(e) => return engine_error(&e),
         };
         if let Some(v) = meta.get_mut("walScannedThrough") {
+            // The engine gives the offset as a number; clients get it in the
+            // HTTP door's offset notation.
             if let Some(o) = v.as_u64() {
                 *v = format_offset(o).into();
             }

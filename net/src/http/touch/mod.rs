@@ -62,10 +62,7 @@ fn ok(body: &Value) -> Reply {
 }
 
 fn envelope(status: StatusCode, body: &Value) -> Reply {
-    Reply::json(status, body)
-        .header("content-type", "application/json; charset=utf-8")
-        .header("cache-control", "no-store")
-        .header("x-content-type-options", "nosniff")
+    Reply::prisma_json(status, body)
 }
 
 /// Prisma's 400 envelope.

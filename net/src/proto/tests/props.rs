@@ -91,7 +91,7 @@ fn info() -> impl Strategy<Value = StreamInfo> {
 
 fn error_kind() -> impl Strategy<Value = ErrorKind> {
     (
-        0u8..24,
+        0u8..25,
         any::<u64>(),
         any::<u64>(),
         text(),
@@ -136,7 +136,8 @@ fn error_kind() -> impl Strategy<Value = ErrorKind> {
             20 => ErrorKind::Invalid,
             21 => ErrorKind::ShutDown,
             22 => ErrorKind::Storage,
-            _ => ErrorKind::Corrupt,
+            23 => ErrorKind::Corrupt,
+            _ => ErrorKind::Forbidden,
         })
 }
 

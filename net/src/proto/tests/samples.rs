@@ -65,6 +65,7 @@ pub fn error_kinds() -> Vec<ErrorKind> {
         ErrorKind::ShutDown,
         ErrorKind::Storage,
         ErrorKind::Corrupt,
+        ErrorKind::Forbidden,
     ]
 }
 
