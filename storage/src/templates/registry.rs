@@ -112,16 +112,15 @@ impl StreamTemplates {
             .get_or_insert_with(|| TokenBucket::new(limit_per_minute, now_ms));
         let max_tokens = bucket.available(limit_per_minute, now_ms);
         let mut used = 0u64;
-        let mut seen = HashSet::new();
+        // A template declared twice in one call is activated, then refreshed,
+        // and reported (with an event) each time, as Prisma Streams 0.1.11
+        // does (the differential test pins it).
         for v in decls {
             let Some(d) = canonicalize(v) else {
                 out.denied
                     .push((INVALID_TEMPLATE_ID.to_string(), DenyReason::Invalid));
                 continue;
             };
-            if !seen.insert(d.id) {
-                continue;
-            }
             match self.rows.get_mut(&d.id) {
                 Some(r)
                     if r.entity != d.entity
