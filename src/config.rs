@@ -154,6 +154,13 @@ pub struct HttpSection {
     pub body_grace_ms: u64,
     /// Bytes per second a request body must average after the grace.
     pub body_min_rate: u64,
+    /// Serve HTTPS and WSS instead of plain HTTP.
+    pub tls: bool,
+    /// PEM certificate chain for TLS (with `tls_key`); without both, the
+    /// QUIC door's certificate (configured or self-signed) is used.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpSection {
@@ -168,6 +175,9 @@ impl Default for HttpSection {
             max_connections: h.max_connections,
             body_grace_ms: h.body_pace.grace.as_millis() as u64,
             body_min_rate: h.body_pace.min_rate,
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -290,6 +300,22 @@ impl Config {
         weir_net::auth::Auth::from_config(&self.auth).context("[auth]")
     }
 
+    /// The HTTP door's TLS configuration, or `None` for plain HTTP.
+    pub fn http_tls(&self) -> anyhow::Result<Option<weir_net::http::TlsServerConfig>> {
+        if !self.http.tls {
+            return Ok(None);
+        }
+        let (cert, key) = match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(c), Some(k)) => (Some(c.as_path()), Some(k.as_path())),
+            (None, None) => (self.quic.cert.as_deref(), self.quic.key.as_deref()),
+            _ => bail!("[http] tls_cert and tls_key must be set together"),
+        };
+        let q = self.quic_config();
+        let id = weir_net::quic::tls::load_or_generate(cert, key, &self.data_dir, &q.cert_names)
+            .context("loading the HTTP door's TLS certificate")?;
+        Ok(Some(weir_net::http::tls_server_config(id)?))
+    }
+
     /// Warns loudly about doors reachable from other machines without auth.
     pub fn warn_if_open(&self) {
         if self.auth.enabled {
@@ -375,6 +401,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_tls_reuses_the_quic_certificate_or_takes_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        assert!(c.http_tls().unwrap().is_none());
+        c.http.tls = true;
+        assert!(c.http_tls().unwrap().is_some());
+        // The QUIC door's self-signed certificate was generated for both.
+        assert!(dir.path().join("quic-cert.pem").exists());
+        c.http.tls_cert = Some(dir.path().join("quic-cert.pem"));
+        assert!(c.http_tls().is_err(), "a certificate without its key");
+        c.http.tls_key = Some(dir.path().join("quic-key.pem"));
+        assert!(c.http_tls().unwrap().is_some());
+    }
 
     #[test]
     fn flags_override_the_file() {

@@ -38,6 +38,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let mut http_config = config.http_config();
         http_config.auth = auth.clone();
         http_config.ws.session.auth = auth.clone();
+        http_config.tls = config.http_tls()?;
         let mut quic_config = config.quic_config();
         quic_config.session.auth = auth;
         // `serve` sets it too, best effort; a name the operator chose and the

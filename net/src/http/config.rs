@@ -37,6 +37,9 @@ pub struct HttpConfig {
     pub ws: crate::ws::WsConfig,
     /// Token checks on every request (`None`: authentication is off).
     pub auth: Option<crate::auth::Auth>,
+    /// Serve HTTPS (and WSS) with this TLS configuration instead of plain
+    /// HTTP (see [`tls_server_config`](crate::http::tls_server_config)).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +58,7 @@ impl Default for HttpConfig {
             max_connections: 4096,
             ws: crate::ws::WsConfig::default(),
             auth: None,
+            tls: None,
         }
     }
 }

@@ -43,6 +43,7 @@ mod snapshot;
 mod sse;
 mod state;
 mod subscriptions;
+mod tls;
 mod touch;
 
 pub use body::BodyPace;
@@ -51,3 +52,4 @@ pub use io::{sendfile_bytes, set_congestion};
 pub use limit::Slots;
 pub use offsets::{format_offset, parse_offset, OffsetParam};
 pub use server::serve;
+pub use tls::{tls_server_config, TlsServerConfig};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioTimer;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use weir_storage::Engine;
@@ -68,28 +68,18 @@ pub async fn serve(
                     continue;
                 };
                 let _ = io.set_nodelay(true);
-                let mut stop = ctx.stop.clone();
+                let stop = ctx.stop.clone();
                 let ctx = Arc::clone(&ctx);
-                let svc = service_fn(move |req| handle(Arc::clone(&ctx), req));
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .serve_connection(HttpIo::new(io), svc)
-                    // `/v1/ws` takes the socket over after its 101 answer.
-                    .with_upgrades();
                 let drain = drain.clone();
                 tokio::spawn(async move {
                     let (_drain, _slot) = (drain, slot);
-                    tokio::pin!(conn);
-                    let r = tokio::select! {
-                        r = conn.as_mut() => r,
-                        () = crate::session::signalled(&mut stop) => {
-                            // Finish the request in flight, then close.
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    };
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    match ctx.config.tls.clone() {
+                        None => serve_connection(ctx, HttpIo::new(io), stop).await,
+                        Some(tls) => match super::tls::handshake(&tls, io).await {
+                            // No sendfile under TLS: the bytes must be encrypted.
+                            Ok(s) => serve_connection(ctx, TokioIo::new(s), stop).await,
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        },
                     }
                 });
             }
@@ -104,6 +94,32 @@ pub async fn serve(
         () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed with requests in flight"),
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes, or
+/// until shutdown lets its request in flight finish.
+async fn serve_connection<I>(ctx: Arc<Ctx>, io: I, mut stop: watch::Receiver<bool>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(Arc::clone(&ctx), req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(io, svc)
+        // `/v1/ws` takes the socket over after its 101 answer.
+        .with_upgrades();
+    tokio::pin!(conn);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        () = crate::session::signalled(&mut stop) => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Samples the runtime's scheduling delay every 100 ms for `live.metrics`
