@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::quic::tls::{provider, Identity};
+use crate::quic::tls::{tls13_server_config, Identity};
 
 /// A TLS configuration of the HTTP door, shared by its connections.
 pub type TlsServerConfig = Arc<rustls::ServerConfig>;
@@ -22,14 +22,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server configuration of the HTTP door's TLS.
 pub fn tls_server_config(id: Identity) -> io::Result<TlsServerConfig> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(io::Error::other)?
-        .with_no_client_auth()
-        .with_single_cert(id.chain, id.key)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(Arc::new(tls13_server_config(id, b"http/1.1")?))
 }
 
 /// Completes the TLS handshake of an accepted connection, or gives up

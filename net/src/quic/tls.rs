@@ -141,13 +141,19 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// The rustls server config of the QUIC door: TLS 1.3 (QUIC requires it),
 /// ALPN `weir/1`, no client certificates.
 pub fn server_config(id: Identity) -> io::Result<rustls::ServerConfig> {
+    tls13_server_config(id, ALPN)
+}
+
+/// A TLS 1.3 server config over ring for `id`, offering one ALPN protocol
+/// and asking for no client certificate (the HTTP door's TLS uses it too).
+pub fn tls13_server_config(id: Identity, alpn: &[u8]) -> io::Result<rustls::ServerConfig> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_single_cert(id.chain, id.key)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    cfg.alpn_protocols = vec![ALPN.to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     Ok(cfg)
 }
 
