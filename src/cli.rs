@@ -50,7 +50,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIR_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// Address of the HTTP door (Durable Streams protocol), default 127.0.0.1:4437.
-    #[arg(long, env = "WEIR_HTTP_ADDR")]
+    #[arg(long, env = "WEIR_HTTP_ADDR", value_parser = http_addr)]
     pub http_addr: Option<std::net::SocketAddr>,
     /// How long an HTTP long-poll read waits for data, in milliseconds (default 30000).
     #[arg(long, env = "WEIR_LONG_POLL_TIMEOUT_MS")]
@@ -72,7 +72,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIR_FILE_CACHE_MB")]
     pub file_cache_mb: Option<u64>,
     /// UDP address of the QUIC door (binary protocol, ALPN `weir/1`), default 127.0.0.1:4438.
-    #[arg(long, env = "WEIR_QUIC_ADDR")]
+    #[arg(long, env = "WEIR_QUIC_ADDR", value_parser = quic_addr)]
     pub quic_addr: Option<std::net::SocketAddr>,
     /// PEM certificate chain for QUIC (default: a self-signed one kept in the data directory).
     #[arg(long, env = "WEIR_QUIC_CERT", requires = "quic_key")]
@@ -80,4 +80,45 @@ pub struct ServeArgs {
     /// PEM private key of `--quic-cert`.
     #[arg(long, env = "WEIR_QUIC_KEY", requires = "quic_cert")]
     pub quic_key: Option<std::path::PathBuf>,
+}
+
+/// A listen address: `IP:PORT`, or `HOST:PORT` resolved now (`localhost:4437`).
+fn socket_addr(s: &str, source: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let expected = || {
+        format!("{s:?} is not an address: expected HOST:PORT like 127.0.0.1:4437 or localhost:4437 (from {source})")
+    };
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let mut addrs = s.to_socket_addrs().map_err(|_| expected())?;
+    addrs.next().ok_or_else(expected)
+}
+
+fn http_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    socket_addr(s, "--http-addr or WEIR_HTTP_ADDR")
+}
+
+fn quic_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    socket_addr(s, "--quic-addr or WEIR_QUIC_ADDR")
+}
+
+#[cfg(test)]
+mod addr_tests {
+    #[test]
+    fn addresses_take_host_names_and_say_where_they_came_from() {
+        assert_eq!(super::http_addr("127.0.0.1:9").unwrap().port(), 9);
+        assert!(super::http_addr("localhost:4437")
+            .unwrap()
+            .ip()
+            .is_loopback());
+        let e = super::http_addr("nonsense").unwrap_err();
+        assert!(
+            e.contains("WEIR_HTTP_ADDR") && e.contains("HOST:PORT"),
+            "{e}"
+        );
+        assert!(super::quic_addr("x")
+            .unwrap_err()
+            .contains("WEIR_QUIC_ADDR"));
+    }
 }

@@ -76,10 +76,24 @@ async fn json_create_append_read_subscribe_round_trip() {
     assert_eq!(recs[1]["offset"], 2);
     assert_eq!(recs[1]["payload_b64"], "AP8=");
     let v = json(&mut ws).await;
+    let three = weir_net::http::format_offset(3);
     assert_eq!(
         v,
-        json!({"type": "read_done", "id": 5, "next_offset": 3, "tail": 3, "closed": false})
+        json!({"type": "read_done", "id": 5, "next_offset": 3, "tail": 3, "closed": false,
+               "next_offset_text": three, "tail_text": three})
     );
+
+    // The HTTP door's offset text is accepted wherever an offset is, and
+    // names the same position.
+    send_json(
+        &mut ws,
+        json!({"type": "read", "id": 50, "stream": "chat",
+               "from": weir_net::http::format_offset(2)}),
+    )
+    .await;
+    let v = json(&mut ws).await;
+    assert_eq!(v["records"][0]["offset"], 2, "{v}");
+    assert_eq!(json(&mut ws).await["type"], "read_done");
 
     // Subscribe from the start: catch-up, then live.
     send_json(
@@ -89,7 +103,8 @@ async fn json_create_append_read_subscribe_round_trip() {
     .await;
     assert_eq!(
         json(&mut ws).await,
-        json!({"type": "subscribed", "id": 6, "fence": 0})
+        json!({"type": "subscribed", "id": 6, "fence": 0,
+               "fence_text": weir_net::http::format_offset(0)})
     );
     let v = json(&mut ws).await;
     assert_eq!(v["type"], "data");
@@ -116,7 +131,8 @@ async fn json_create_append_read_subscribe_round_trip() {
     assert_eq!(data["id"], 6);
     assert_eq!(
         data["records"],
-        json!([{"offset": 3, "time_ms": data["records"][0]["time_ms"], "payload": "live"}])
+        json!([{"offset": 3, "offset_text": weir_net::http::format_offset(3),
+                "time_ms": data["records"][0]["time_ms"], "payload": "live"}])
     );
 
     send_json(
@@ -126,7 +142,8 @@ async fn json_create_append_read_subscribe_round_trip() {
     .await;
     assert_eq!(
         json(&mut ws).await,
-        json!({"type": "unsubscribed", "id": 8, "next_offset": 4})
+        json!({"type": "unsubscribed", "id": 8, "next_offset": 4,
+               "next_offset_text": weir_net::http::format_offset(4)})
     );
 
     // Errors come back as JSON with the protocol's code and fields.

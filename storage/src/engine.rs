@@ -483,7 +483,19 @@ fn open_db(path: &Path, config: &EngineConfig) -> Result<DB> {
     opts.set_bytes_per_sync(1 << 20);
     opts.set_keep_log_file_num(4);
     opts.set_max_total_wal_size(512 << 20);
-    Ok(DB::open_cf_descriptors(&opts, path, cfs)?)
+    DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+        // RocksDB's own text ("While lock file: .../LOCK: Resource
+        // temporarily unavailable") hides the likely cause.
+        if e.to_string().contains("/LOCK") {
+            Error::Storage(format!(
+                "the data directory {} is in use by another process (another weir serve?): \
+                 stop it, or use another --data-dir",
+                path.display()
+            ))
+        } else {
+            e.into()
+        }
+    })
 }
 
 type Recovered = (BTreeMap<Arc<str>, Arc<StreamState>>, u64);

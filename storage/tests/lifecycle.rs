@@ -359,7 +359,11 @@ fn reopen_after_buffered_appends_and_shutdown() {
 fn a_second_engine_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(&dir);
-    assert!(Engine::open(dir.path(), EngineConfig::default()).is_err());
+    match Engine::open(dir.path(), EngineConfig::default()) {
+        Err(Error::Storage(m)) => assert!(m.contains("in use by another process"), "{m}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second engine opened the directory"),
+    }
     drop(e);
     drop(open(&dir));
 }

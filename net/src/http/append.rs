@@ -93,7 +93,11 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         if media_type(ct) != media_type(&info.config.content_type) {
             return Reply::error(
                 StatusCode::CONFLICT,
-                "content type does not match the stream's",
+                format!(
+                    "content type {} does not match the stream's {}",
+                    media_type(ct),
+                    media_type(&info.config.content_type)
+                ),
             );
         }
         let payloads = if json::is_json(&info.config.content_type) {

@@ -119,7 +119,13 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
     let offset = match offset.map(parse_offset) {
         None => None,
         Some(Some(o)) => Some(o),
-        Some(None) => return bad("malformed offset".into()),
+        Some(None) => {
+            return bad(
+                "malformed offset: use -1 (the start), now (the tail), or an offset exactly as \
+                 returned in Stream-Next-Offset (33 characters, like 0000000000000000_0000000000000042)"
+                    .into(),
+            )
+        }
     };
     let (snapshot, filter) = match (
         query::single(&pairs, "snapshot"),

@@ -119,7 +119,10 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
         return Reply::error(StatusCode::BAD_REQUEST, "malformed stream path");
     };
     if name.is_empty() {
-        return Reply::error(StatusCode::NOT_FOUND, "no stream named");
+        return Reply::error(
+            StatusCode::NOT_FOUND,
+            "a stream name is required: /v1/stream/{name}",
+        );
     }
     // A stream's sub-resources; names ending in these segments are reserved.
     if let Some((stream, op)) = super::touch::split(&name) {

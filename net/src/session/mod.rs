@@ -349,7 +349,16 @@ impl<T: Transport> Session<T> {
             return Flow::Continue;
         }
         if let Message::Ping = frame.message {
-            let _ = self.send(reply, id, Message::Pong).await;
+            // Ping is answered at once, but id 0 is reserved for it too.
+            let msg = if id == 0 {
+                Message::Error(WireError::new(
+                    ErrorKind::BadRequestId,
+                    "request id 0 is reserved",
+                ))
+            } else {
+                Message::Pong
+            };
+            let _ = self.send(reply, id, msg).await;
             return Flow::Continue;
         }
         if let Err((kind, why, close)) = self.authorize(&frame.message) {

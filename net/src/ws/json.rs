@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use weir_storage::{Batch, Record};
 
 use super::json_state::{self, JsonGet, JsonScan, JsonSubscribeState};
-use super::json_touch;
+use super::{json_offsets, json_touch};
 use crate::proto::{
     decode_frame, Append, Create, Delete, Encoded, ErrorKind, Frame, Head, Hello, Message,
     Producer, Read, ResumeReason, StreamInfo, Subscribe, SubscribeFrom, Unsubscribe, WireError,
@@ -82,8 +82,7 @@ enum Request {
     },
     Read {
         stream: String,
-        #[serde(default)]
-        from: u64,
+        from: Option<Value>,
         max_bytes: Option<u32>,
     },
     Subscribe {
@@ -142,13 +141,22 @@ pub(super) fn request(text: &str) -> Parsed {
     let Some(obj) = value.as_object() else {
         return Parsed::Malformed(malformed("a message must be a JSON object"));
     };
-    // Any id that is not a u32 is 0, which the session refuses as a
-    // request id; the client still learns which of its messages failed.
-    let id = obj
-        .get("id")
-        .and_then(Value::as_u64)
-        .and_then(|i| u32::try_from(i).ok())
-        .unwrap_or(0);
+    // A missing id is 0, which the session refuses as a request id; an id
+    // of another type is a mistyped member, refused like any other.
+    let id = match obj.get("id") {
+        None => 0,
+        Some(v) => match v.as_u64().and_then(|i| u32::try_from(i).ok()) {
+            Some(i) => i,
+            None => {
+                return Parsed::Invalid {
+                    id: 0,
+                    error: malformed(format!(
+                        "id must be an integer from 0 to 4294967295, got {v}"
+                    )),
+                }
+            }
+        },
+    };
     let invalid = |why: String| Parsed::Invalid {
         id,
         error: malformed(why),
@@ -237,32 +245,37 @@ fn message(req: Request) -> Result<Message, String> {
             max_bytes,
         } => Message::Read(Read {
             stream,
-            from,
+            from: match from {
+                None => 0,
+                Some(v) => json_offsets::at(&v, "from")?,
+            },
             max_bytes: max_bytes.unwrap_or(DEFAULT_READ_BYTES),
         }),
         Request::Subscribe { stream, from } => {
-            let from = match from {
+            let from = match from.as_ref().map(|v| json_offsets::from(v, "from")) {
                 None => SubscribeFrom::Start,
-                Some(Value::String(s)) if s == "start" => SubscribeFrom::Start,
-                Some(Value::String(s)) if s == "now" => SubscribeFrom::Now,
-                Some(v) => match v.as_u64() {
-                    Some(o) => SubscribeFrom::Offset(o),
-                    None => return Err("from must be \"start\", \"now\" or an offset".into()),
-                },
+                Some(Ok(json_offsets::Position::Start)) => SubscribeFrom::Start,
+                Some(Ok(json_offsets::Position::Now)) => SubscribeFrom::Now,
+                Some(Ok(json_offsets::Position::At(o))) => SubscribeFrom::Offset(o),
+                Some(Err(why)) => return Err(why),
             };
             Message::Subscribe(Subscribe { stream, from })
         }
         Request::Unsubscribe { subscription } => Message::Unsubscribe(Unsubscribe { subscription }),
         Request::Get(g) => Message::Get(g.into_get()?),
         Request::Scan(s) => Message::Scan(s.into_scan()?),
-        Request::SubscribeState(s) => Message::SubscribeState(s.into_subscribe()),
+        Request::SubscribeState(s) => Message::SubscribeState(s.into_subscribe()?),
     })
 }
 
 /// The JSON text of a frame the session encoded for this connection.
 pub(super) fn reply(frame: &Encoded) -> String {
     let value = match decode_frame(frame.to_bytes(), MAX_MAX_FRAME) {
-        Ok(f) => reply_value(&f),
+        Ok(f) => {
+            let mut v = reply_value(&f);
+            json_offsets::annotate(&mut v);
+            v
+        }
         // Cannot happen for frames the server encoded itself; say so rather
         // than send nothing.
         Err(e) => {
@@ -448,15 +461,20 @@ mod tests {
             r#"{"type":"nope","id":9}"#,
             r#"{"type":"append","id":9,"stream":"s","records":[{}]}"#,
             r#"{"type":"append","id":9,"stream":"s","records":[{"payload_b64":"!"}]}"#,
-            r#"{"type":"subscribe","id":9,"stream":"s","from":-1}"#,
+            r#"{"type":"subscribe","id":9,"stream":"s","from":true}"#,
+            r#"{"type":"read","id":9,"stream":"s","from":"7"}"#,
             r#"{"type":"read","id":9}"#,
         ] {
             assert!(matches!(request(t), Parsed::Invalid { id: 9, .. }), "{t}");
         }
-        assert!(matches!(
-            request(r#"{"type":"ping","id":99999999999}"#),
-            Parsed::Frame(Frame { request_id: 0, .. })
-        ));
+        // A mistyped id is refused, not read as 0.
+        for t in [
+            r#"{"type":"ping","id":99999999999}"#,
+            r#"{"type":"ping","id":"17"}"#,
+            r#"{"type":"head","id":-1,"stream":"s"}"#,
+        ] {
+            assert!(matches!(request(t), Parsed::Invalid { id: 0, .. }), "{t}");
+        }
     }
 
     #[test]
@@ -476,8 +494,10 @@ mod tests {
         assert_eq!(
             v["records"],
             json!([
-                {"offset": 7, "time_ms": 9, "key": "k", "payload": "v"},
-                {"offset": 8, "time_ms": 9, "payload_b64": "/w=="},
+                {"offset": 7, "offset_text": crate::http::format_offset(7),
+                 "time_ms": 9, "key": "k", "payload": "v"},
+                {"offset": 8, "offset_text": crate::http::format_offset(8),
+                 "time_ms": 9, "payload_b64": "/w=="},
             ])
         );
         let v = text_of(Message::Error(WireError::new(

@@ -43,7 +43,7 @@ pub(super) struct JsonSubscribeState {
     #[serde(default)]
     snapshot: bool,
     filter: Option<Value>,
-    from: Option<u64>,
+    from: Option<Value>,
 }
 
 fn text_or_b64(
@@ -90,13 +90,16 @@ impl JsonScan {
 }
 
 impl JsonSubscribeState {
-    pub(super) fn into_subscribe(self) -> SubscribeState {
-        SubscribeState {
+    pub(super) fn into_subscribe(self) -> Result<SubscribeState, String> {
+        Ok(SubscribeState {
             stream: self.stream,
             snapshot: self.snapshot,
             filter: self.filter.map(|f| f.to_string()),
-            from: self.from,
-        }
+            from: self
+                .from
+                .map(|v| super::json_offsets::at(&v, "from"))
+                .transpose()?,
+        })
     }
 }
 

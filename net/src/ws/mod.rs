@@ -28,6 +28,7 @@ mod budget;
 mod conn;
 mod handshake;
 mod json;
+mod json_offsets;
 mod json_state;
 mod json_touch;
 mod sink;
