@@ -692,6 +692,9 @@ impl Committer {
         }
         self.shared.streams.write().remove(name);
         self.shared.file_cache.forget(s.id);
+        for cf in PER_STREAM_CFS {
+            self.shared.reclaim.queue(cf, &lo, &hi);
+        }
         hub::end_all_deleted(&mut s.live.lock());
         crate::fork::release_parent(self, &s);
         self.shared.touch.note_changed();

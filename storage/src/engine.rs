@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub stats: crate::stats::Stats,
     /// The runtimes of touch-enabled streams (see `touch/`).
     pub touch: crate::touch::Hub,
+    /// Deleted key ranges whose space the reaper gives back (`reclaim.rs`).
+    pub reclaim: crate::reclaim::Reclaim,
 }
 
 impl Shared {
@@ -120,6 +122,7 @@ impl Engine {
             builders: Mutex::new(Vec::new()),
             stats: crate::stats::Stats::new(),
             touch: crate::touch::Hub::new(),
+            reclaim: crate::reclaim::Reclaim::default(),
         });
         let (tx, rx) = channel::bounded(shared.config.commit_queue.max(1));
         let committer = Committer::new(Arc::clone(&shared), rx, tx.clone(), next_id);
@@ -569,6 +572,10 @@ fn spawn_reaper(shared: Arc<Shared>, tx: Sender<Command>) -> Result<(Sender<()>,
                         only_id: Some(id),
                         reply: None,
                     });
+                }
+                let n = shared.reclaim.run(&shared.db);
+                if n > 0 {
+                    tracing::debug!(ranges = n, "compacted deleted ranges");
                 }
             }
         })

@@ -55,6 +55,7 @@ mod keys;
 mod meta;
 mod producer;
 mod read;
+mod reclaim;
 mod record;
 mod retention;
 mod rules;

@@ -95,6 +95,9 @@ impl Committer {
         // Cached copies of the dropped batches are unreachable (reads clamp
         // to the head) but hold cache space: let them go.
         self.shared.file_cache.forget(s.id);
+        self.shared
+            .reclaim
+            .queue(CF_WAL, &wal_key(s.id, head), &wal_key(s.id, cut));
         Ok(cut)
     }
 }

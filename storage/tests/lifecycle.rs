@@ -367,3 +367,69 @@ fn a_second_engine_on_the_same_directory_is_refused() {
     drop(e);
     drop(open(&dir));
 }
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn deleting_a_stream_gives_its_space_back_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open_with(&dir, |c| {
+        c.durability = Durability::Buffered;
+        c.file_cache_bytes = 0;
+    });
+    e.create_stream("big", opaque()).unwrap();
+    // 48 MiB of incompressible records.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..48 {
+        let records = (0..16)
+            .map(|_| {
+                let bytes: Vec<u8> = (0..65_536)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                Record::new(bytes)
+            })
+            .collect();
+        e.append(
+            "big",
+            AppendRequest {
+                records,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let full = dir_bytes(dir.path());
+    assert!(full > 40 << 20, "{full} bytes after writing");
+    e.delete_stream("big").unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let now = dir_bytes(dir.path());
+        if now < full / 4 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{now} of {full} bytes still used 30 s after the delete"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
