@@ -43,10 +43,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         quic_config.session.auth = auth;
         // `serve` sets it too, best effort; a name the operator chose and the
         // kernel refuses stops startup here instead.
-        if let Some(cc) = config.http.tcp_congestion.as_deref().filter(|c| *c != "system") {
+        if let Some(cc) = config
+            .http
+            .tcp_congestion
+            .as_deref()
+            .filter(|c| *c != "system")
+        {
             weir_net::http::set_congestion(&listener, cc).context("configuring the HTTP door")?;
         }
-        tracing::info!(addr = %listener.local_addr()?, "HTTP door listening (Durable Streams at /v1/stream/)");
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            tls = http_config.tls.is_some(),
+            "HTTP door listening (Durable Streams at /v1/stream/, the WebSocket door at /v1/ws)"
+        );
         let quic = weir_net::quic::QuicServer::bind(engine.clone(), quic_config)
             .with_context(|| format!("binding the QUIC door to {}", config.quic.addr))?;
         // One signal stops every door; each drains its own connections.
