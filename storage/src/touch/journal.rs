@@ -245,13 +245,20 @@ pub(crate) struct Journal {
     totals: JournalTotals,
 }
 
+/// Flush delay once the batch being processed reaches the tail: Prisma
+/// waits 10 ms (and measures lag before the batch, so one new row already
+/// means 50 ms); Weir flushes at once, since a flush is one unsynced
+/// RocksDB write and a waiter's latency is what touches are for.
+pub(crate) const CAUGHT_UP_FLUSH_MS: u64 = 1;
+
 /// The flush delay for the open bucket: short when waiters wait and the
-/// processor has caught up, the full bucket when nobody waits or it lags.
+/// processor has caught up (`lag`: the backlog left after the batch), the
+/// full bucket when nobody waits or it lags.
 pub(crate) fn adaptive_coalesce_ms(bucket_ms: u64, has_waiters: bool, lag: u64) -> u64 {
     if !has_waiters {
         bucket_ms
     } else if lag == 0 {
-        bucket_ms.min(10)
+        bucket_ms.min(CAUGHT_UP_FLUSH_MS)
     } else if lag <= 5000 {
         bucket_ms.min(50)
     } else {

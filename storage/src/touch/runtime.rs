@@ -158,8 +158,13 @@ impl Runtime {
             let lag = tail - from;
             let outcome = templates_by_entity(ts).and_then(|templates| {
                 let hot = ts.hot.lock();
-                let coalesce =
-                    adaptive_coalesce_ms(ts.config.memory.bucket_ms, hot.has_any_waiters(), lag);
+                // The backlog this batch leaves, not the one it starts with.
+                let backlog = tail.saturating_sub(last + 1);
+                let coalesce = adaptive_coalesce_ms(
+                    ts.config.memory.bucket_ms,
+                    hot.has_any_waiters(),
+                    backlog,
+                );
                 ts.journal.lock().journal.set_coalesce_ms(coalesce);
                 processor::process(
                     &ts.config,
