@@ -12,7 +12,7 @@ export class Conn {
     this.hostHeader = hostHeader || `${host}:${port}`;
     this.sock = null;
     this.buf = null;
-    this.pending = null; // {resolve, reject}
+    this.pending = null; // callback of the request in flight
     this.res = null; // response being parsed
     this.closed = false;
     this.connecting = null;
@@ -51,23 +51,37 @@ export class Conn {
     this.sock = null;
     const p = this.pending;
     this.pending = null;
-    if (p) p.reject(err);
+    if (p) p(err);
   }
 
   // Resolves {status, headers, body(Buffer)}; headers: lowercase name -> value.
-  async request(method, path, body, extraHeaders = "") {
-    if (this.pending) throw new Error("request already in flight");
-    if (!this.sock || this.sock.destroyed) await this.connect();
-    const b = body == null ? null : Buffer.isBuffer(body) ? body : Buffer.from(body);
-    let head = `${method} ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n${extraHeaders}`;
-    if (b) head += `Content-Type: application/json\r\nContent-Length: ${b.length}\r\n`;
-    else if (method !== "GET") head += "Content-Length: 0\r\n";
-    head += "\r\n";
+  request(method, path, body, extraHeaders = "") {
     return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject };
-      if (b) this.sock.write(Buffer.concat([Buffer.from(head), b]));
-      else this.sock.write(head);
+      this.send(method, path, body, extraHeaders, (err, res) => (err ? reject(err) : resolve(res)));
     });
+  }
+
+  // Callback form (cheaper on the hot path): cb(err, {status, headers, body}).
+  send(method, path, body, extraHeaders, cb) {
+    if (this.pending) return cb(new Error("request already in flight"));
+    if (!this.sock || this.sock.destroyed) {
+      this.connect().then(
+        () => this.send(method, path, body, extraHeaders, cb),
+        (e) => cb(e),
+      );
+      return;
+    }
+    let head = `${method} ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n${extraHeaders || ""}`;
+    this.pending = cb;
+    if (body != null) {
+      const len = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+      head += `Content-Type: application/json\r\nContent-Length: ${len}\r\n\r\n`;
+      if (typeof body === "string") this.sock.write(head + body);
+      else this.sock.write(Buffer.concat([Buffer.from(head), body]));
+    } else {
+      if (method !== "GET") head += "Content-Length: 0\r\n";
+      this.sock.write(head + "\r\n");
+    }
   }
 
   onData(chunk) {
@@ -130,7 +144,7 @@ export class Conn {
     this.res = null;
     const p = this.pending;
     this.pending = null;
-    if (p) p.resolve({ status: r.status, headers: r.headers, body });
+    if (p) p(null, { status: r.status, headers: r.headers, body });
   }
 
   // Closes with RST (SO_LINGER 0) so 10,000 closed connections leave no
@@ -145,7 +159,7 @@ export class Conn {
     }
     const p = this.pending;
     this.pending = null;
-    if (p) p.reject(new Error("destroyed"));
+    if (p) p(new Error("destroyed"));
   }
 }
 

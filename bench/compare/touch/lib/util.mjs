@@ -96,3 +96,71 @@ export function pct(sorted, p) {
 export function randInt(n) {
   return Math.floor(Math.random() * n);
 }
+
+// Milliseconds on a clock shared by the main thread and workers (each
+// thread's performance.now() has its own origin).
+export const nowAbs = () => performance.timeOrigin + performance.now();
+
+// A small deterministic PRNG (mulberry32), so two threads can agree on a
+// sequence of random choices without talking.
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Per-core busy jiffies and total jiffies from /proc/stat: {cpu0: [busy, total], ...}.
+export function coreTimes() {
+  const o = {};
+  try {
+    for (const l of fs.readFileSync("/proc/stat", "latin1").split("\n")) {
+      const m = l.match(/^(cpu\d+)\s+(.*)$/);
+      if (!m) continue;
+      const v = m[2].trim().split(/\s+/).map(Number);
+      const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+      const idle = v[3] + v[4];
+      o[m[1]] = [total - idle, total];
+    }
+  } catch {}
+  return o;
+}
+
+// Busy % of each core between two coreTimes() snapshots.
+export function coreBusy(a, b) {
+  const o = {};
+  for (const k of Object.keys(b)) {
+    if (!a[k]) continue;
+    const dt = b[k][1] - a[k][1];
+    o[k] = dt > 0 ? Math.round((1000 * (b[k][0] - a[k][0])) / dt) / 10 : null;
+  }
+  return o;
+}
+
+// CPU ticks per process (pid -> utime+stime) except `exclude`, from /proc:
+// to tell whether something else ran on the machine during a measurement.
+export function foreignTicks(exclude) {
+  const m = new Map();
+  const ex = new Set(exclude.map(Number));
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d) || ex.has(Number(d))) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${d}/stat`, "latin1");
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      m.set(d, Number(f[11]) + Number(f[12]));
+    } catch {}
+  }
+  return m;
+}
+
+// % of one core used by other processes between two foreignTicks() maps
+// (processes that exited in between are not counted).
+export function foreignPct(a, b, secs) {
+  let t = 0;
+  for (const [pid, v] of b) t += v - (a.get(pid) ?? 0);
+  return Math.round(t / secs); // ticks are 1/100 s
+}
