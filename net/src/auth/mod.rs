@@ -244,19 +244,6 @@ impl Auth {
             })
             .ok_or(Refusal::Invalid)
     }
-
-    /// Authenticates `token` and checks `p` on `stream` in one step.
-    pub fn allow(
-        &self,
-        token: Option<&str>,
-        p: Permission,
-        stream: &str,
-        now_ms: u64,
-    ) -> Result<Principal, Refusal> {
-        let principal = self.authenticate(token)?;
-        principal.check(p, stream, now_ms)?;
-        Ok(principal)
-    }
 }
 
 fn parse_digest(hex: &str) -> Option<[u8; 32]> {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use hyper::Method;
 use serde_json::{json, Value};
-use weir_net::client::{Client, ClientConfig, Trust};
+use weir_net::client::Client;
 use weir_net::proto::WireWaitStatus;
 use weir_storage::touch::keys;
 
@@ -55,20 +55,10 @@ impl Ctx {
     ) -> anyhow::Result<Ctx> {
         let door = match config.target.scheme {
             Scheme::Quic => {
-                let fp = config
-                    .target
-                    .quic_fingerprint
-                    .as_deref()
-                    .context("quic:// needs --quic-fingerprint or --quic-cert")?;
-                let fp = weir_net::quic::parse_fingerprint(fp)
-                    .context("--quic-fingerprint is not a 64-digit hex SHA-256")?;
                 let n = config.waiters.div_ceil(WAITERS_PER_CONNECTION).max(1);
                 let mut clients = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let mut c =
-                        ClientConfig::new(config.target.socket_addr()?, Trust::Fingerprint(fp));
-                    c.transport = config.target.quic_transport.clone();
-                    clients.push(Client::connect(c).await?);
+                    clients.push(crate::transport::quic::connect_client(&config.target).await?);
                 }
                 Door::Quic(Arc::new(clients))
             }

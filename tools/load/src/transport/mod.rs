@@ -3,7 +3,7 @@
 //! The workload code (`producer.rs`, `subscriber.rs`) only sees [`Transport`].
 
 mod http;
-mod quic;
+pub(crate) mod quic;
 mod sse;
 mod ws;
 

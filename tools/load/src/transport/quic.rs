@@ -26,18 +26,24 @@ pub struct QuicTransport {
 impl QuicTransport {
     /// Connects to `target`, pinning its certificate fingerprint.
     pub async fn connect(target: &Target, _options: TransportOptions) -> anyhow::Result<Self> {
-        let fp = target.quic_fingerprint.as_deref().context(
-            "quic:// needs the server's certificate fingerprint: --quic-fingerprint HEX or --quic-cert DATA_DIR/quic-cert.pem",
-        )?;
-        let fp = weir_net::quic::parse_fingerprint(fp)
-            .context("--quic-fingerprint is not a 64-digit hex SHA-256")?;
-        let mut config = ClientConfig::new(target.socket_addr()?, Trust::Fingerprint(fp));
-        config.transport = target.quic_transport.clone();
-        let client = Client::connect(config)
-            .await
-            .with_context(|| format!("connecting to {target}"))?;
-        Ok(QuicTransport { client })
+        Ok(QuicTransport {
+            client: connect_client(target).await?,
+        })
     }
+}
+
+/// A protocol client of `target`, pinning its certificate fingerprint.
+pub(crate) async fn connect_client(target: &Target) -> anyhow::Result<Client> {
+    let fp = target.quic_fingerprint.as_deref().context(
+        "quic:// needs the server's certificate fingerprint: --quic-fingerprint HEX or --quic-cert DATA_DIR/quic-cert.pem",
+    )?;
+    let fp = weir_net::quic::parse_fingerprint(fp)
+        .context("--quic-fingerprint is not a 64-digit hex SHA-256")?;
+    let mut config = ClientConfig::new(target.socket_addr()?, Trust::Fingerprint(fp));
+    config.transport = target.quic_transport.clone();
+    Client::connect(config)
+        .await
+        .with_context(|| format!("connecting to {target}"))
 }
 
 /// The fingerprint of the first certificate in a PEM file.
