@@ -131,6 +131,9 @@ impl Engine {
             .spawn(move || committer.run())
             .map_err(|e| Error::Storage(format!("cannot start commit thread: {e}")))?;
         let reaper = spawn_reaper(Arc::clone(&shared), tx.clone())?;
+        // Touch routes answer from the first request on: the runtimes of
+        // touch-enabled streams open here, not on the thread's first pass.
+        shared.touch.sync(&shared, now_ms());
         let touch = crate::touch::runtime::spawn(Arc::clone(&shared), tx.clone())?;
         // Builds interrupted by a restart continue where their marker says.
         let building: Vec<_> = shared

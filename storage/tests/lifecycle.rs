@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use weir_storage::StateMode;
 
 // delete
 
@@ -431,5 +432,36 @@ fn deleting_a_stream_gives_its_space_back_within_seconds() {
             "{now} of {full} bytes still used 30 s after the delete"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// touch after a reopen
+
+/// Touch routes answer from the first request after a reopen: the runtimes
+/// open with the engine, not on the touch thread's first pass (a wait sent
+/// in that window used to get "touch not enabled").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_streams_answer_at_once_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..8).map(|i| format!("app{i}")).collect();
+    {
+        let e = open(&dir);
+        let profile = r#"{"kind":"state-protocol","touch":{"enabled":true}}"#;
+        for n in &names {
+            e.create_stream(n, StreamConfig::new("application/json"))
+                .unwrap();
+            e.set_state_mode(n, StateMode::StateProtocol, Some(profile.into()))
+                .await
+                .unwrap();
+        }
+        e.shutdown();
+    }
+    for _ in 0..5 {
+        let e = open(&dir);
+        for n in &names {
+            let meta = e.touch_meta(n).expect("touch is enabled at once");
+            assert!(meta["cursor"].is_string(), "{meta}");
+        }
+        e.shutdown();
     }
 }

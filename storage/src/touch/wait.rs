@@ -268,13 +268,31 @@ impl Engine {
     }
 
     /// The runtime of a touch-enabled stream, or the error Prisma answers.
+    ///
+    /// The touch thread opens runtimes after a profile change or a restart;
+    /// a request arriving before it has run must not see "not enabled" for
+    /// a stream whose stored profile enables touch, so it syncs the hub
+    /// itself (once, under the hub's sync lock) and looks again.
     pub(crate) fn touch_stream(&self, name: &str) -> Result<Arc<TouchStream>> {
         let s = self.lookup(name)?;
-        self.shared()
-            .touch
-            .get(s.id)
-            .filter(|t| Arc::ptr_eq(&t.stream, &s))
-            .ok_or(Error::TouchNotEnabled)
+        let hub = &self.shared().touch;
+        let current = |hub: &super::Hub| {
+            hub.get(s.id)
+                .filter(|t| Arc::ptr_eq(&t.stream, &s) && !t.is_retired())
+        };
+        if let Some(ts) = current(hub) {
+            return Ok(ts);
+        }
+        let enabled = {
+            let l = s.live.lock();
+            !(l.deleted || l.soft_deleted)
+                && super::enabled_config(l.kv.profile.as_deref()).is_some()
+        };
+        if !enabled {
+            return Err(Error::TouchNotEnabled);
+        }
+        hub.sync(self.shared(), now_ms());
+        current(hub).ok_or(Error::TouchNotEnabled)
     }
 }
 
