@@ -11,12 +11,11 @@ use std::thread::JoinHandle;
 use crossbeam::channel::{self, Sender};
 use futures::channel::oneshot;
 use parking_lot::{Mutex, RwLock};
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, DB,
-};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, DB};
 
 use crate::clock::now_ms;
-use crate::commit::{AppendRequest, AppendResult, Command, Committer, CreateOutcome};
+use crate::commit::queue::CommitQueue;
+use crate::commit::{AppendRequest, AppendResult, Command, Committer, CreateOutcome, Pending};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::file_cache::FileCache;
@@ -26,39 +25,9 @@ use crate::meta::{validate_name, StreamConfig, StreamInfo, StreamMeta};
 use crate::producer::{self, ProducerState};
 use crate::read::{recover_tail, ReadResult};
 use crate::record::Record;
+use crate::shared::{CommitHook, Shared};
 use crate::state::StateMode;
 use crate::stream::StreamState;
-
-/// State shared by the engine handle, the commit thread, readers and followers.
-pub(crate) struct Shared {
-    /// Copies of large committed batches for zero-copy sends. Declared
-    /// before `db` so it is dropped (and its directory removed) while the
-    /// database lock is still held: a new engine cannot open the directory
-    /// and then lose its fresh cache to this one's cleanup.
-    pub file_cache: FileCache,
-    pub db: DB,
-    pub config: EngineConfig,
-    pub streams: RwLock<BTreeMap<Arc<str>, Arc<StreamState>>>,
-    /// Set by the commit thread when it stops; followers check it under the
-    /// stream lock before going live, so none waits forever after shutdown.
-    pub stopped: std::sync::atomic::AtomicBool,
-    /// State builder threads, joined when the engine stops.
-    pub builders: Mutex<Vec<JoinHandle<()>>>,
-    /// Counters of the commit thread.
-    pub stats: crate::stats::Stats,
-    /// The runtimes of touch-enabled streams (see `touch/`).
-    pub touch: crate::touch::Hub,
-    /// Deleted key ranges whose space the reaper gives back (`reclaim.rs`).
-    pub reclaim: crate::reclaim::Reclaim,
-}
-
-impl Shared {
-    pub fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("column families are created at open")
-    }
-}
 
 struct Threads {
     commit: Option<JoinHandle<()>>,
@@ -68,7 +37,7 @@ struct Threads {
 
 struct Inner {
     shared: Arc<Shared>,
-    tx: Sender<Command>,
+    tx: CommitQueue,
     threads: Mutex<Threads>,
 }
 
@@ -78,14 +47,14 @@ impl Drop for Inner {
     }
 }
 
-fn stop(shared: &Shared, tx: &Sender<Command>, threads: &Mutex<Threads>) {
+fn stop(shared: &Shared, tx: &CommitQueue, threads: &Mutex<Threads>) {
     let mut t = threads.lock();
     for (stop, h) in [t.touch.take(), t.reaper.take()].into_iter().flatten() {
         drop(stop);
         let _ = h.join();
     }
     if let Some(h) = t.commit.take() {
-        let _ = tx.send(Command::Shutdown);
+        tx.send_shutdown();
         let _ = h.join();
     }
     // Builders end once the commit thread is gone (their sends and replies fail).
@@ -123,8 +92,9 @@ impl Engine {
             stats: crate::stats::Stats::new(),
             touch: crate::touch::Hub::new(),
             reclaim: crate::reclaim::Reclaim::default(),
+            hooks: RwLock::new(Vec::new()),
         });
-        let (tx, rx) = channel::bounded(shared.config.commit_queue.max(1));
+        let (tx, rx) = CommitQueue::new(shared.config.commit_queue);
         let committer = Committer::new(Arc::clone(&shared), rx, tx.clone(), next_id);
         let commit = std::thread::Builder::new()
             .name("weir-commit".into())
@@ -218,6 +188,13 @@ impl Engine {
         }
     }
 
+    /// Registers a function told of every committed change to a stream
+    /// (appends, closes, creates, forks), from every door and in-process
+    /// caller alike, in commit order. See [`CommitHook`] for its rules.
+    pub fn on_commit(&self, hook: CommitHook) {
+        self.inner.shared.hooks.write().push(hook);
+    }
+
     /// The configuration the engine was opened with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.shared.config
@@ -229,19 +206,19 @@ impl Engine {
         stop(&self.inner.shared, &self.inner.tx, &self.inner.threads);
     }
 
-    pub(crate) fn submit<T>(
+    /// Queues a command, waiting asynchronously for room in the commit
+    /// queue, and returns the future of its answer once it is queued: two
+    /// commands submitted one after the other by one task are taken by the
+    /// commit thread in that order.
+    pub(crate) async fn submit<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
-    ) -> oneshot::Receiver<Result<T>> {
+    ) -> Pending<T> {
         let (reply, rx) = oneshot::channel();
         // A send error drops the command and its reply sender, which the
         // receiver reports as cancelled: shut down.
-        let _ = self.inner.tx.send(make(reply));
-        rx
-    }
-
-    pub(crate) async fn wait<T>(rx: oneshot::Receiver<Result<T>>) -> Result<T> {
-        rx.await.unwrap_or(Err(Error::ShutDown))
+        let _ = self.inner.tx.send(make(reply)).await;
+        Pending(rx)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -259,6 +236,7 @@ impl Engine {
             .cloned()
             .ok_or(Error::NotFound)?;
         if s.is_expired(now_ms()) {
+            // Best effort: the reaper removes it when the queue is full.
             let _ = self.inner.tx.try_send(Command::Delete {
                 name: name.to_string(),
                 only_id: Some(s.id),
@@ -308,15 +286,16 @@ impl Engine {
         crate::rules::check_records(&config.content_type, &records)?;
         crate::state::check_mode(&config.content_type, state)?;
         crate::state::ops::derive(state, &records)?;
-        let rx = self.submit(|reply| Command::Create {
+        self.submit(|reply| Command::Create {
             name: name.to_string(),
             config,
             state,
             records,
             close,
             reply,
-        });
-        Self::wait(rx).await
+        })
+        .await
+        .await
     }
 
     /// Deletes a stream and every key it owns, in all column families.
@@ -327,12 +306,13 @@ impl Engine {
     /// Async form of [`Engine::delete_stream`].
     pub async fn delete_stream_async(&self, name: &str) -> Result<()> {
         let s = self.lookup(name)?;
-        let rx = self.submit(|reply| Command::Delete {
+        self.submit(|reply| Command::Delete {
             name: name.to_string(),
             only_id: Some(s.id),
             reply: Some(reply),
-        });
-        Self::wait(rx).await
+        })
+        .await
+        .await
     }
 
     /// Metadata of a stream.
@@ -394,6 +374,20 @@ impl Engine {
     /// Appends a batch of records; resolves once the commit group holding it
     /// is durable under the configured durability mode.
     pub async fn append_async(&self, name: &str, req: AppendRequest) -> Result<AppendResult> {
+        self.queue_append(name, req).await?.await
+    }
+
+    /// Validates an append and queues it, waiting asynchronously while the
+    /// commit queue is full; resolves once it is queued, to the future of
+    /// its outcome. Appends queued one after the other (each awaited before
+    /// the next is queued) apply in that order, which is how a connection
+    /// keeps its pipelined appends in order while their answers complete
+    /// concurrently.
+    pub async fn queue_append(
+        &self,
+        name: &str,
+        req: AppendRequest,
+    ) -> Result<Pending<AppendResult>> {
         let stream = self.lookup(name)?;
         self.validate_records(&req.records)?;
         let mode = stream.live.lock().kv.mode;
@@ -405,13 +399,14 @@ impl Engine {
         if req.records.is_empty() && !req.close {
             return Err(Error::EmptyAppend);
         }
-        let rx = self.submit(|reply| Command::Append {
-            stream,
-            req,
-            ops,
-            reply,
-        });
-        Self::wait(rx).await
+        Ok(self
+            .submit(|reply| Command::Append {
+                stream,
+                req,
+                ops,
+                reply,
+            })
+            .await)
     }
 
     /// Reads records from `from` up to the tail, gathering about `max_bytes`
@@ -552,7 +547,7 @@ fn recover(db: &DB) -> Result<Recovered> {
     Ok((map, next_id))
 }
 
-fn spawn_reaper(shared: Arc<Shared>, tx: Sender<Command>) -> Result<(Sender<()>, JoinHandle<()>)> {
+fn spawn_reaper(shared: Arc<Shared>, tx: CommitQueue) -> Result<(Sender<()>, JoinHandle<()>)> {
     let (stop_tx, stop_rx) = channel::bounded::<()>(0);
     let every = shared.config.expiry_interval;
     let handle = std::thread::Builder::new()
@@ -570,7 +565,7 @@ fn spawn_reaper(shared: Arc<Shared>, tx: Sender<Command>) -> Result<(Sender<()>,
                     .collect();
                 for (name, id) in expired {
                     tracing::debug!(stream = %name, "removing expired stream");
-                    let _ = tx.send(Command::Delete {
+                    let _ = tx.send_blocking(Command::Delete {
                         name,
                         only_id: Some(id),
                         reply: None,

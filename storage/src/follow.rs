@@ -20,9 +20,9 @@ use futures::Stream;
 
 use crate::batch::Batch;
 use crate::clock::now_ms;
-use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::hub::{self, End, Subscriber};
+use crate::shared::Shared;
 use crate::stream::StreamState;
 
 /// Where a follower starts.

@@ -24,14 +24,15 @@ use rocksdb::{ReadOptions, WriteBatch, DB};
 use crate::batch::{self, Batch};
 use crate::clock::now_ms;
 use crate::codec::{Reader, Writer};
-use crate::commit::{Command, Committer, CreateOutcome};
-use crate::engine::{Engine, Shared};
+use crate::commit::write::{Effect, Install, Write};
+use crate::commit::{Command, CreateOutcome};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::hub;
 use crate::keys::{parse_wal_key, wal_key, CF_FORKS, CF_STREAMS, CF_WAL, NEXT_ID_KEY};
 use crate::meta::{media_type, validate_name, StreamConfig, StreamMeta};
 use crate::read::read_range;
 use crate::record::Record;
+use crate::shared::Shared;
 use crate::stream::StreamState;
 
 /// Most forks a chain may stack above a plain stream: a fork of a fork
@@ -167,7 +168,7 @@ fn link_key(sid: u64) -> [u8; 9] {
     k
 }
 
-fn dead_key(sid: u64) -> [u8; 9] {
+pub(crate) fn dead_key(sid: u64) -> [u8; 9] {
     let mut k = link_key(sid);
     k[8] = b'D';
     k
@@ -317,47 +318,20 @@ pub(crate) fn pins_name(s: &StreamState, now: u64) -> bool {
     l.soft_deleted || (l.children > 0 && s.is_expired(now))
 }
 
-/// Called by the commit thread before a hard delete: a stream that forks
-/// still reference is soft-deleted instead. Returns whether it handled it.
-pub(crate) fn soft_delete_if_forked(c: &Committer, s: &Arc<StreamState>) -> Result<bool> {
-    let mut live = s.live.lock();
-    if live.children == 0 {
-        return Ok(false);
-    }
-    if !live.soft_deleted {
-        c.shared
-            .db
-            .put_cf_opt(&c.shared.cf(CF_FORKS), dead_key(s.id), [], &c.write_opts)?;
-        live.soft_deleted = true;
-        hub::end_all_deleted(&mut live);
-    }
-    Ok(true)
-}
-
 /// Called by the commit thread after a hard delete of `s`: drops its
-/// reference on its parent and removes a soft-deleted parent nothing reads.
-pub(crate) fn release_parent(c: &Committer, s: &StreamState) {
-    let link = s.live.lock().fork.clone();
-    let Some(link) = link else { return };
-    let parent = c
-        .shared
+/// reference on its parent and returns the parent (name and id) when it is
+/// soft-deleted and nothing reads it any more, to be deleted in turn.
+pub(crate) fn release_parent(shared: &Shared, s: &StreamState) -> Option<(String, u64)> {
+    let link = s.live.lock().fork.clone()?;
+    let parent = shared
         .streams
         .read()
         .get(link.parent_name.as_str())
         .cloned();
-    let Some(p) = parent.filter(|p| p.id == link.parent_id) else {
-        return;
-    };
-    let collect = {
-        let mut l = p.live.lock();
-        l.children = l.children.saturating_sub(1);
-        l.children == 0 && l.soft_deleted
-    };
-    if collect {
-        if let Err(e) = c.delete(&link.parent_name, Some(p.id)) {
-            tracing::warn!(stream = %link.parent_name, error = %e, "collecting a soft-deleted stream failed");
-        }
-    }
+    let p = parent.filter(|p| p.id == link.parent_id)?;
+    let mut l = p.live.lock();
+    l.children = l.children.saturating_sub(1);
+    (l.children == 0 && l.soft_deleted).then(|| (link.parent_name.clone(), p.id))
 }
 
 /// Attaches fork links and soft-delete marks to recovered streams.
@@ -390,15 +364,21 @@ pub(crate) fn recover(db: &DB, by_id: &HashMap<u64, Arc<StreamState>>) -> Result
     Ok(())
 }
 
-/// Runs on the commit thread: validates and writes a fork in one batch.
-pub(crate) fn create_fork(
-    c: &mut Committer,
-    name: &str,
-    req: ForkRequest,
-) -> Result<CreateOutcome> {
+/// What the commit thread does for a fork request.
+pub(crate) enum ForkPlan {
+    /// An identical fork exists already.
+    Exists(CreateOutcome),
+    /// An expired stream holds the name: delete it, then plan again.
+    ReplaceExpired(u64),
+    /// The fork's write: its metadata, link and own records in one batch.
+    New(Write),
+}
+
+/// Runs on the commit thread: validates a fork and plans its write (the
+/// thread writes it through its one write path).
+pub(crate) fn plan(shared: &Shared, id: u64, name: &str, req: &ForkRequest) -> Result<ForkPlan> {
     let now = now_ms();
-    let source = c
-        .shared
+    let source = shared
         .streams
         .read()
         .get(req.source.as_str())
@@ -430,7 +410,7 @@ pub(crate) fn create_fork(
         expires_at_ms,
     };
     config.validate()?;
-    if depth(&c.shared, &source) >= MAX_FORK_DEPTH {
+    if depth(shared, &source) >= MAX_FORK_DEPTH {
         return Err(Error::Invalid(format!(
             "{} is already {MAX_FORK_DEPTH} forks deep: a fork chain may be at most \
              {MAX_FORK_DEPTH} forks deep (fork an ancestor instead)",
@@ -450,7 +430,7 @@ pub(crate) fn create_fork(
         )));
     }
 
-    let existing = c.shared.streams.read().get(name).cloned();
+    let existing = shared.streams.read().get(name).cloned();
     if let Some(t) = existing {
         if pins_name(&t, now) {
             return Err(Error::ConfigConflict);
@@ -465,12 +445,12 @@ pub(crate) fn create_fork(
             if !same || t.config != config {
                 return Err(Error::ConfigConflict);
             }
-            return Ok(CreateOutcome {
+            return Ok(ForkPlan::Exists(CreateOutcome {
                 created: false,
                 info: t.info(),
-            });
+            }));
         }
-        c.delete(name, Some(t.id))?;
+        return Ok(ForkPlan::ReplaceExpired(t.id));
     }
 
     // Resolve the sub-offset into the inherited end and an optional
@@ -478,7 +458,7 @@ pub(crate) fn create_fork(
     let (inherit_end, partial) = match req.sub_offset {
         SubOffset::None | SubOffset::Records(0) | SubOffset::Bytes(0) => (offset, None),
         SubOffset::Records(n) => {
-            let b = batch_at(&c.shared.db, &source, offset, src_tail)?
+            let b = batch_at(&shared.db, &source, offset, src_tail)?
                 .ok_or_else(|| Error::Invalid("sub-offset past the source's tail".into()))?;
             if n > b.len() as u64 {
                 return Err(Error::Invalid(format!(
@@ -489,7 +469,7 @@ pub(crate) fn create_fork(
             (offset + n, None)
         }
         SubOffset::Bytes(n) => {
-            let b = batch_at(&c.shared.db, &source, offset, src_tail)?
+            let b = batch_at(&shared.db, &source, offset, src_tail)?
                 .ok_or_else(|| Error::Invalid("sub-offset past the source's tail".into()))?;
             let r = b.get(0).expect("engine batches are never empty");
             if n > r.payload.len() as u64 {
@@ -515,7 +495,6 @@ pub(crate) fn create_fork(
             ..g
         })
         .collect();
-    let id = c.next_id;
     let link = ForkLink {
         parent_name: req.source.clone(),
         parent_id: source.id,
@@ -534,17 +513,13 @@ pub(crate) fn create_fork(
         profile: None,
     };
     let mut wb = WriteBatch::default();
-    wb.put_cf(&c.shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
-    wb.put_cf(
-        &c.shared.cf(CF_STREAMS),
-        NEXT_ID_KEY,
-        (id + 1).to_le_bytes(),
-    );
-    wb.put_cf(&c.shared.cf(CF_FORKS), link_key(id), link.encode());
+    wb.put_cf(&shared.cf(CF_STREAMS), name.as_bytes(), meta.encode());
+    wb.put_cf(&shared.cf(CF_STREAMS), NEXT_ID_KEY, (id + 1).to_le_bytes());
+    wb.put_cf(&shared.cf(CF_FORKS), link_key(id), link.encode());
     let mut next = inherit_end;
     if let Some(rec) = partial {
         wb.put_cf(
-            &c.shared.cf(CF_WAL),
+            &shared.cf(CF_WAL),
             wal_key(id, next),
             batch::encode(&[rec], now),
         );
@@ -552,7 +527,7 @@ pub(crate) fn create_fork(
     }
     if !req.records.is_empty() {
         wb.put_cf(
-            &c.shared.cf(CF_WAL),
+            &shared.cf(CF_WAL),
             wal_key(id, next),
             batch::encode(&req.records, now),
         );
@@ -561,27 +536,23 @@ pub(crate) fn create_fork(
     // A fork of a state stream keeps the same kind of state, built from
     // its history in the background like a stream whose state is turned on.
     let kv = crate::state::stage_mode_change(
-        &c.shared,
+        shared,
         &mut wb,
         id,
         &crate::state::KvStatus::default(),
         mode,
         next,
     );
-    let (building, generation) = (kv.building, kv.generation);
-    c.shared.db.write_opt(wb, &c.write_opts)?;
-    source.live.lock().children += 1;
-    let out = c.install(name, meta, next, now, |s| {
-        let mut live = s.live.lock();
-        live.fork = Some(Arc::new(link));
-        live.kv = kv;
-    });
-    if building {
-        if let Some(s) = c.shared.streams.read().get(name).cloned() {
-            crate::state::spawn_builder(Arc::clone(&c.shared), c.tx.clone(), s, generation);
-        }
-    }
-    Ok(out)
+    let mut w = Write::new(wb);
+    w.effects.push(Effect::Install(Box::new(Install {
+        name: name.to_string(),
+        meta,
+        next_offset: next,
+        kv,
+        fork: Some(Arc::new(link)),
+        source: Some(source),
+    })));
+    Ok(ForkPlan::New(w))
 }
 
 impl Engine {
@@ -606,12 +577,13 @@ impl Engine {
             let mode = source.live.lock().kv.mode;
             crate::state::ops::derive(mode, &req.records)?;
         }
-        let rx = self.submit(|reply| Command::Fork {
+        self.submit(|reply| Command::Fork {
             name: name.to_string(),
             req,
             reply,
-        });
-        Self::wait(rx).await
+        })
+        .await
+        .await
     }
 }
 

@@ -59,6 +59,7 @@ mod reclaim;
 mod record;
 mod retention;
 mod rules;
+mod shared;
 mod state;
 mod stats;
 mod stream;
@@ -67,7 +68,7 @@ pub mod touch;
 
 pub use batch::Batch;
 pub use clock::now_ms;
-pub use commit::{AppendRequest, AppendResult, CreateOutcome};
+pub use commit::{AppendRequest, AppendResult, CreateOutcome, Pending};
 pub use config::{Durability, EngineConfig, MAX_NAME_LEN};
 pub use engine::Engine;
 pub use error::{Error, Result};
@@ -80,6 +81,7 @@ pub use producer::ProducerTag;
 pub use read::ReadResult;
 pub use record::{Record, RecordRef};
 pub use rules::{check_json, is_json, MAX_JSON_DEPTH};
+pub use shared::{CommitHook, Committed};
 pub use state::{
     changes_of, Filter, ScanPage, ScanRequest, StateChange, StateEvent, StateGet, StateKey,
     StateMode, StateRow, StateSnapshot, StateStatus, StateSubscription, SubscribeState,

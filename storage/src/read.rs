@@ -6,9 +6,9 @@ use bytes::Bytes;
 use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, DB};
 
 use crate::batch::Batch;
-use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::keys::{parse_wal_key, wal_key, CF_WAL};
+use crate::shared::Shared;
 
 /// What one read returns.
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@
 //! The head is not stored anywhere: on open it is the base of the stream's
 //! first `wal` key, as the tail is derived from its last one, so the two
 //! can never disagree with the data. Trims run on the commit thread, the
-//! only writer of `wal`. The head moves before the delete is written, so a
-//! concurrent reader clamps to the new head and never looks for a batch
-//! being deleted.
+//! only writer of `wal`. The head moves (a mark of the write) before the
+//! delete is written, so a concurrent reader clamps to the new head and
+//! never looks for a batch being deleted.
 //!
 //! Only plain streams are trimmed: a state stream is rebuilt from its whole
 //! history and a fork reads its source's, so trimming either would lose
@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use rocksdb::{WriteBatch, DB};
 
+use crate::commit::write::{Effect, Mark, Write};
 use crate::commit::{Command, Committer};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -58,7 +59,7 @@ fn batch_base(db: &DB, sid: u64, offset: u64) -> Result<Option<u64>> {
 impl Committer {
     /// Drops the batches of `s` wholly below the one holding `before`,
     /// always keeping the newest batch; returns the new head.
-    pub(crate) fn trim(&self, s: &Arc<StreamState>, before: u64) -> Result<u64> {
+    pub(crate) fn trim(&mut self, s: &Arc<StreamState>, before: u64) -> Result<u64> {
         let (head, tail) = {
             let l = s.live.lock();
             if l.deleted || l.soft_deleted {
@@ -80,24 +81,24 @@ impl Committer {
         let Some(cut) = batch_base(db, s.id, before)?.filter(|c| *c > head) else {
             return Ok(head);
         };
-        s.live.lock().head = cut;
         let mut wb = WriteBatch::default();
         wb.delete_range_cf(
             self.shared.cf(CF_WAL),
             wal_key(s.id, head),
             wal_key(s.id, cut),
         );
-        if let Err(e) = db.write_opt(wb, &self.write_opts) {
-            // The records are still there; readers may see them again.
-            s.live.lock().head = head;
-            return Err(e.into());
-        }
-        // Cached copies of the dropped batches are unreachable (reads clamp
-        // to the head) but hold cache space: let them go.
-        self.shared.file_cache.forget(s.id);
-        self.shared
-            .reclaim
-            .queue(CF_WAL, &wal_key(s.id, head), &wal_key(s.id, cut));
+        let mut w = Write::new(wb);
+        w.marks.push(Mark::Head {
+            stream: Arc::clone(s),
+            old: head,
+            new: cut,
+        });
+        w.effects.push(Effect::Trimmed {
+            stream: Arc::clone(s),
+            from: head,
+            to: cut,
+        });
+        self.write(w)?;
         Ok(cut)
     }
 }
@@ -109,12 +110,13 @@ impl Engine {
     /// below it start there.
     pub async fn trim_before(&self, name: &str, before: u64) -> Result<u64> {
         let stream = self.lookup(name)?;
-        let rx = self.submit(|reply| Command::Trim {
+        self.submit(|reply| Command::Trim {
             stream,
             before,
             reply: Some(reply),
-        });
-        Engine::wait(rx).await
+        })
+        .await
+        .await
     }
 
     /// The first offset a stream still stores (0 unless it was trimmed).

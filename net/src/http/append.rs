@@ -167,9 +167,6 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                     .header("producer-epoch", epoch.to_string())
                     .header("producer-seq", seq.to_string());
             }
-            if !res.duplicate {
-                ctx.subs.on_stream_changed(&ctx.engine, name);
-            }
             r
         }
     }

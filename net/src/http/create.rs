@@ -220,7 +220,6 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                     .flatten()
                     .unwrap_or("localhost");
                 r = r.header("location", format!("http://{host}{}", parts.uri.path()));
-                ctx.subs.on_stream_changed(&ctx.engine, name);
             }
             r
         }

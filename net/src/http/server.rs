@@ -49,7 +49,8 @@ pub async fn serve(
     // once all of them ended. (hyper-util's GracefulShutdown cannot watch a
     // connection that may upgrade to a WebSocket.)
     let (drain, mut drained) = mpsc::channel::<()>(1);
-    let _sampler = LoopLagTask(tokio::spawn(sample_loop_lag(ctx.engine.clone())));
+    let _sampler = AbortOnDrop(tokio::spawn(sample_loop_lag(ctx.engine.clone())));
+    let _feed = AbortOnDrop(super::subscriptions::watch_commits(&ctx.subs, &ctx.engine));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -136,10 +137,10 @@ async fn sample_loop_lag(engine: Engine) {
     }
 }
 
-/// Stops the sampler when the door stops.
-struct LoopLagTask(tokio::task::JoinHandle<()>);
+/// A background task of the server, aborted when the server ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-impl Drop for LoopLagTask {
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }

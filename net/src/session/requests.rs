@@ -1,8 +1,8 @@
-//! One handler per request kind. Appends are polled once inline, which
-//! submits them to the commit pipeline in arrival order, and only their
-//! wait for durability runs in a task of its own; so a producer's pipelined
-//! sequences on one channel apply in order while answers complete in any
-//! order. `Create` and `Delete` are completed inline before the channel's
+//! One handler per request kind. Appends are queued inline
+//! (`Engine::queue_append` resolves once the commit thread has the append,
+//! in arrival order) and only their wait for durability runs in a task of
+//! its own; so a producer's pipelined sequences on one channel apply in
+//! order while answers complete in any order. `Create` and `Delete` are completed inline before the channel's
 //! next frame is looked at: the engine checks that a stream exists when an
 //! append is submitted, so an append pipelined right behind the `Create` of
 //! its stream must not be submitted before that create committed.
@@ -58,19 +58,30 @@ pub(crate) async fn dispatch<T: Transport>(
             finish(s, id, reply, fut).await;
         }
         Message::Append(a) => {
-            let fut = async move {
-                let req = AppendRequest {
-                    records: a.records,
-                    producer: a.producer.map(Into::into),
-                    close: a.close,
-                    ..Default::default()
-                };
-                match engine.append_async(&a.stream, req).await {
-                    Ok(r) => Message::Appended(Appended::from(&r)),
-                    Err(e) => failed(&e),
-                }
+            let req = AppendRequest {
+                records: a.records,
+                producer: a.producer.map(Into::into),
+                close: a.close,
+                ..Default::default()
             };
-            start(s, id, reply, fut).await;
+            // Queued inline, so the channel's appends apply in frame order
+            // (and a full commit queue stops this channel's reading); only
+            // the wait for durability runs in a task of its own.
+            match engine.queue_append(&a.stream, req).await {
+                Ok(pending) => {
+                    let fut = async move {
+                        match pending.await {
+                            Ok(r) => Message::Appended(Appended::from(&r)),
+                            Err(e) => failed(&e),
+                        }
+                    };
+                    start(s, id, reply, fut).await;
+                }
+                Err(e) => {
+                    let _ = s.send(reply, id, failed(&e)).await;
+                    s.done(id);
+                }
+            }
         }
         Message::Head(h) => {
             let msg = match engine.head(&h.stream) {
@@ -111,7 +122,7 @@ where
     s.done(id);
 }
 
-/// Polls `fut` once inline (submitting its engine command in order) and
+/// Polls `fut` once inline (an answer that is ready is sent at once) and
 /// finishes it in a task if it has to wait.
 async fn start<T, F>(s: &Arc<Session<T>>, id: u32, reply: &mut T::Reply, fut: F)
 where

@@ -26,13 +26,15 @@ impl Engine {
     ) -> Result<StateStatus> {
         let s = self.lookup(name)?;
         super::check_mode(&s.config.content_type, mode)?;
-        let rx = self.submit(|reply| Command::SetState {
-            name: name.to_string(),
-            mode,
-            profile,
-            reply,
-        });
-        let status = Self::wait(rx).await?;
+        let status = self
+            .submit(|reply| Command::SetState {
+                name: name.to_string(),
+                mode,
+                profile,
+                reply,
+            })
+            .await
+            .await?;
         // Touch routes work as soon as the profile change is answered.
         self.shared()
             .touch

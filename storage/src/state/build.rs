@@ -11,12 +11,11 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam::channel::Sender;
-
 use super::ops::{self, Op};
+use crate::commit::queue::CommitQueue;
 use crate::commit::Command;
-use crate::engine::Shared;
 use crate::error::{Error, Result};
+use crate::shared::Shared;
 use crate::stream::StreamState;
 
 /// Record bytes one chunk reads; the commit thread writes a chunk's changes
@@ -48,7 +47,7 @@ pub(crate) enum ChunkOutcome {
 /// state's current applied offset.
 pub(crate) fn spawn_builder(
     shared: Arc<Shared>,
-    tx: Sender<Command>,
+    tx: CommitQueue,
     stream: Arc<StreamState>,
     generation: u64,
 ) {
@@ -70,7 +69,7 @@ pub(crate) fn spawn_builder(
 
 fn run(
     shared: &Shared,
-    tx: &Sender<Command>,
+    tx: &CommitQueue,
     stream: &Arc<StreamState>,
     generation: u64,
 ) -> Result<()> {
@@ -109,12 +108,13 @@ fn run(
             to,
             ops,
         };
-        tx.send(Command::StateChunk {
+        if !tx.send_blocking(Command::StateChunk {
             stream: Arc::clone(stream),
             chunk,
             reply,
-        })
-        .map_err(|_| Error::ShutDown)?;
+        }) {
+            return Err(Error::ShutDown);
+        }
         match futures::executor::block_on(rx) {
             Ok(Ok(ChunkOutcome::Done | ChunkOutcome::Stale)) => return Ok(()),
             Ok(Ok(ChunkOutcome::More)) => from = to,

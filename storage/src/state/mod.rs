@@ -45,9 +45,9 @@ pub(crate) use mode::KvStatus;
 
 use rocksdb::WriteBatch;
 
-use crate::engine::Shared;
 use crate::keys::CF_KV;
 use crate::record::Record;
+use crate::shared::Shared;
 
 /// Writes the state changes of one staged append whose first record gets
 /// offset `first`. `ops` were derived on the caller's thread for the mode

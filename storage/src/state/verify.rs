@@ -13,9 +13,9 @@ use rocksdb::{IteratorMode, ReadOptions};
 use super::kv::{self, StateKey};
 use super::ops::{self, Op};
 use super::view::View;
-use crate::engine::Shared;
 use crate::error::Result;
 use crate::keys::CF_KV;
+use crate::shared::Shared;
 use crate::stream::StreamState;
 
 /// Most differences reported per stream; the count is always exact.

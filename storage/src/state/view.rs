@@ -14,9 +14,9 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode, DB};
 use super::filter::Filter;
 use super::kv::{self, Marker, StateKey, StateRow};
 use super::StateMode;
-use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::keys::CF_KV;
+use crate::shared::Shared;
 use crate::stream::StreamState;
 
 /// Most rows a filtered page examines before it returns with a cursor, so

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use crossbeam::channel::Sender;
 use futures::channel::oneshot;
 
 use super::defaults::{LIVE_SNAPSHOT_INTERVAL_MS, LIVE_TICK_INTERVAL_MS};
@@ -18,10 +17,11 @@ use super::metrics::tick::{
 };
 use super::stream::TouchStream;
 use super::LIVE_METRICS_STREAM;
+use crate::commit::queue::CommitQueue;
 use crate::commit::{AppendRequest, Command};
-use crate::engine::Shared;
 use crate::meta::StreamConfig;
 use crate::record::Record;
+use crate::shared::Shared;
 use crate::state::StateMode;
 use crate::stream::StreamState;
 
@@ -30,7 +30,7 @@ const CONTENT_TYPE: &str = "application/json";
 
 pub(crate) struct MetricsWriter {
     shared: Arc<Shared>,
-    tx: Sender<Command>,
+    tx: CommitQueue,
     stream: Option<Arc<StreamState>>,
     env: Envelope,
     next_tick_ms: u64,
@@ -44,7 +44,7 @@ pub(crate) struct MetricsWriter {
 const TRIM_SCAN_BYTES: usize = 16 << 20;
 
 impl MetricsWriter {
-    pub fn new(shared: Arc<Shared>, tx: Sender<Command>) -> MetricsWriter {
+    pub fn new(shared: Arc<Shared>, tx: CommitQueue) -> MetricsWriter {
         MetricsWriter {
             shared,
             tx,
@@ -64,7 +64,7 @@ impl MetricsWriter {
             Some(s) => s,
             None => {
                 let (reply, rx) = oneshot::channel();
-                let _ = self.tx.send(Command::Create {
+                let _ = self.tx.send_blocking(Command::Create {
                     name: LIVE_METRICS_STREAM.to_string(),
                     config: StreamConfig::new(CONTENT_TYPE),
                     state: StateMode::None,

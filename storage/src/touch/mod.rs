@@ -63,7 +63,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use rocksdb::WriteBatch;
 
-use crate::engine::Shared;
+use crate::shared::Shared;
 use stream::TouchStream;
 
 /// The name of the internal metrics stream.

@@ -21,15 +21,12 @@ use super::processor::{self, Row, TemplatesByEntity};
 use super::store::{self, Checkpoint};
 use super::stream::{TouchStream, WaitEnd, RETAIN_BYTES, RETAIN_MS};
 use crate::clock::now_ms;
-use crate::commit::Command;
-use crate::engine::Shared;
+use crate::commit::queue::CommitQueue;
 use crate::error::{Error, Result};
+use crate::shared::Shared;
 
 /// Starts the touch thread; it stops when the returned sender is dropped.
-pub(crate) fn spawn(
-    shared: Arc<Shared>,
-    tx: Sender<Command>,
-) -> Result<(Sender<()>, JoinHandle<()>)> {
+pub(crate) fn spawn(shared: Arc<Shared>, tx: CommitQueue) -> Result<(Sender<()>, JoinHandle<()>)> {
     let (stop_tx, stop_rx) = channel::bounded::<()>(0);
     let wake = shared.touch.wake_receiver();
     let handle = std::thread::Builder::new()
@@ -46,7 +43,7 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn new(shared: Arc<Shared>, tx: Sender<Command>) -> Runtime {
+    fn new(shared: Arc<Shared>, tx: CommitQueue) -> Runtime {
         let metrics = MetricsWriter::new(Arc::clone(&shared), tx);
         Runtime {
             shared,

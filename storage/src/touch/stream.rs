@@ -16,8 +16,8 @@ use super::journal::{Journal, JournalConfig, WaiterId, Wake};
 use super::metrics::counters::StreamCounters;
 use super::processor::ProcState;
 use super::store::{self, Checkpoint};
-use crate::engine::Shared;
 use crate::error::Result;
+use crate::shared::Shared;
 use crate::stream::StreamState;
 use crate::templates::registry::StreamTemplates;
 

@@ -12,13 +12,17 @@
 //! Acknowledging with `done` closes the wake; a later call for a closed
 //! generation is fenced (409 `FENCED`). At most one wake is open at a time.
 //!
-//! State is kept in memory: subscriptions do not survive a restart.
+//! Changes arrive through the engine's commit hook (`feed.rs`), so appends
+//! from every door wake subscriptions. State is kept in memory:
+//! subscriptions do not survive a restart.
 
+mod feed;
 mod glob;
 mod signing;
 mod state;
 mod webhook;
 
+pub use feed::watch_commits;
 pub use state::Subscriptions;
 
 use hyper::body::Incoming;

@@ -43,7 +43,7 @@ struct Wake {
 struct Sub {
     id: String,
     kind: Kind,
-    pattern: Option<String>,
+    pattern: Option<glob::Pattern>,
     lease: Duration,
     description: Option<String>,
     origin: String,
@@ -132,7 +132,7 @@ impl Sub {
             }
         }
         if let Some(p) = &self.pattern {
-            v["pattern"] = json!(p);
+            v["pattern"] = json!(p.as_str());
         }
         if let Some(d) = &self.description {
             v["description"] = json!(d);
@@ -248,7 +248,10 @@ fn parse_spec(id: &str, body: &Value, origin: &str) -> Result<(Sub, Vec<String>)
         },
         _ => return Err(bad("INVALID_REQUEST", "type must be webhook or pull-wake")),
     };
-    let pattern = s("pattern");
+    let pattern = s("pattern")
+        .map(|p| glob::Pattern::new(&p))
+        .transpose()
+        .map_err(|why| bad("INVALID_REQUEST", why))?;
     let streams: Vec<String> = match body.get("streams") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a
@@ -268,7 +271,7 @@ fn parse_spec(id: &str, body: &Value, origin: &str) -> Result<(Sub, Vec<String>)
     let description = s("description");
     let spec = json!({
         "type": body.get("type"),
-        "pattern": pattern,
+        "pattern": pattern.as_ref().map(glob::Pattern::as_str),
         "streams": streams,
         "webhook_url": body.pointer("/webhook/url"),
         "wake_stream": body.get("wake_stream"),
@@ -441,8 +444,9 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// Called after a stream was created or appended to through the HTTP
-    /// door: updates linked tails and opens wakes.
+    /// Called (from the task fed by the engine's commit hook, see
+    /// `watch_commits`) after a stream was created or appended to through
+    /// any door: updates linked tails and opens wakes.
     pub fn on_stream_changed(self: &Arc<Self>, engine: &Engine, name: &str) {
         let actions: Vec<Action> = {
             let mut map = self.lock();
@@ -453,10 +457,7 @@ impl Subscriptions {
             map.values_mut()
                 .filter_map(|sub| {
                     let linked = sub.links.contains_key(name)
-                        || sub
-                            .pattern
-                            .as_deref()
-                            .is_some_and(|p| glob::matches(p, name));
+                        || sub.pattern.as_ref().is_some_and(|p| p.matches(name));
                     if !linked {
                         return None;
                     }
