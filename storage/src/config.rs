@@ -32,7 +32,8 @@ impl std::str::FromStr for Durability {
 pub struct EngineConfig {
     /// fsync policy of commit groups.
     pub durability: Durability,
-    /// Capacity of the channel feeding the commit thread; senders wait when full.
+    /// Requests the commit queue holds; further senders wait (async callers
+    /// without blocking their thread) until the commit thread takes one.
     pub commit_queue: usize,
     /// Upper bound on the payload bytes one commit group gathers before writing.
     pub max_group_bytes: usize,

@@ -93,6 +93,8 @@ impl Engine {
             touch: crate::touch::Hub::new(),
             reclaim: crate::reclaim::Reclaim::default(),
             hooks: RwLock::new(Vec::new()),
+            #[cfg(test)]
+            fail_writes: Default::default(),
         });
         let (tx, rx) = CommitQueue::new(shared.config.commit_queue);
         let committer = Committer::new(Arc::clone(&shared), rx, tx.clone(), next_id);

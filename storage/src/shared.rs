@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     pub reclaim: crate::reclaim::Reclaim,
     /// Called after every write that changed streams (see [`CommitHook`]).
     pub hooks: RwLock<Vec<CommitHook>>,
+    /// Fault injection for tests: every write fails while set.
+    #[cfg(test)]
+    pub fail_writes: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

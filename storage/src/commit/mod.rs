@@ -173,7 +173,7 @@ impl Committer {
         while let Ok(first) = self.rx.recv() {
             let mut group = Group::default();
             // Taking a request out of the queue gives its permit back.
-            let mut next = Some(first.cmd);
+            let mut next = Some(first.into_cmd());
             while let Some(cmd) = next.take() {
                 match cmd {
                     Command::Append {
@@ -242,7 +242,7 @@ impl Committer {
                 if group.bytes >= self.shared.config.max_group_bytes {
                     break;
                 }
-                next = self.rx.try_recv().ok().map(|q| q.cmd);
+                next = self.rx.try_recv().ok().map(Queued::into_cmd);
             }
             self.flush(&mut group);
         }

@@ -15,8 +15,15 @@ use super::Command;
 
 /// A request in the queue with the permit it holds.
 pub(crate) struct Queued {
-    pub cmd: Command,
+    cmd: Command,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Queued {
+    /// Takes the request out, giving its permit back at once.
+    pub fn into_cmd(self) -> Command {
+        self.cmd
+    }
 }
 
 /// The sending side of the commit queue. Cheap to clone.

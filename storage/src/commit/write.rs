@@ -100,19 +100,19 @@ impl Committer {
         let written = if wb.is_empty() {
             Ok(())
         } else {
+            #[cfg(test)]
+            if self
+                .shared
+                .fail_writes
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return self.fail(&marks, Error::Storage("injected write failure".into()));
+            }
             self.shared.db.write_opt(wb, &self.write_opts)
         };
         let took = started.elapsed();
         if let Err(e) = written {
-            tracing::error!(error = %e, "commit write failed");
-            for m in marks.iter().rev() {
-                m.undo();
-            }
-            self.shared
-                .stats
-                .failed_groups
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Err(Error::from(e));
+            return self.fail(&marks, Error::from(e));
         }
         let mut committed = Vec::new();
         for e in effects {
@@ -120,6 +120,18 @@ impl Committer {
         }
         self.shared.announce(&committed);
         Ok(took)
+    }
+
+    fn fail(&self, marks: &[Mark], e: Error) -> Result<Duration> {
+        tracing::error!(error = %e, "commit write failed");
+        for m in marks.iter().rev() {
+            m.undo();
+        }
+        self.shared
+            .stats
+            .failed_groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(e)
     }
 
     fn apply(&mut self, e: Effect, committed: &mut Vec<Committed>) {
@@ -243,5 +255,60 @@ impl Mark {
             // The records are still there; readers may see them again.
             Mark::Head { stream, old, .. } => stream.live.lock().head = *old,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use futures::StreamExt;
+
+    use crate::{AppendRequest, Engine, EngineConfig, FollowFrom, Record, StreamConfig};
+
+    fn one(p: &'static str) -> AppendRequest {
+        AppendRequest {
+            records: vec![Record::new(bytes::Bytes::from_static(p.as_bytes()))],
+            ..Default::default()
+        }
+    }
+
+    /// A failed write fails every request of its group, publishes nothing
+    /// and changes nothing; the next write works as if it never happened.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_fails_its_group_and_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), EngineConfig::default()).unwrap();
+        for s in ["a", "b"] {
+            e.create_stream(s, StreamConfig::new("text/plain")).unwrap();
+        }
+        let mut follower = e.follow("a", FollowFrom::Offset(0)).unwrap();
+        e.shared().fail_writes.store(true, Ordering::SeqCst);
+        let results = futures::future::join_all(
+            (0..8).map(|i| e.append_async(if i % 2 == 0 { "a" } else { "b" }, one("x"))),
+        )
+        .await;
+        assert!(results.iter().all(|r| r.is_err()), "{results:?}");
+        assert!(e
+            .create_stream("c", StreamConfig::new("text/plain"))
+            .is_err());
+        assert!(e.delete_stream("b").is_err());
+        assert_eq!(e.tail("a").unwrap().0, 0);
+        assert_eq!(e.tail("b").unwrap().0, 0);
+        assert!(e.head("c").is_err());
+        let nothing = tokio::time::timeout(Duration::from_millis(200), follower.next()).await;
+        assert!(nothing.is_err(), "a failed write published {nothing:?}");
+        // At least one group, the create and the delete.
+        assert!(e.stats().failed_groups >= 3);
+
+        e.shared().fail_writes.store(false, Ordering::SeqCst);
+        let r = e.append_async("a", one("y")).await.unwrap();
+        assert_eq!((r.first_offset, r.next_offset), (0, 1));
+        let b = follower.next().await.unwrap().unwrap();
+        assert_eq!((b.first_offset(), b.len()), (0, 1));
+        assert_eq!(b.get(0).unwrap().payload, b"y");
+        e.delete_stream("b").unwrap();
+        e.shutdown();
     }
 }
