@@ -3,11 +3,18 @@
 //! follower; one whose queue is full is dropped from the live set and
 //! continues from storage (see `follow.rs`), so memory stays bounded and
 //! nobody else slows down.
+//!
+//! A queue allocates as it fills and frees as it drains (crossbeam's
+//! `SegQueue`, in blocks of 31 slots, under a length bound): an idle
+//! follower holds no slots at all, where a preallocated ring of 1,024
+//! would cost about 40 KiB each before any record arrives.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crossbeam::queue::ArrayQueue;
+use std::sync::atomic::AtomicUsize;
+
+use crossbeam::queue::SegQueue;
 use futures::task::AtomicWaker;
 
 use crate::batch::Batch;
@@ -22,9 +29,48 @@ pub(crate) enum End {
     ShutDown = 3,
 }
 
+/// A bounded queue that holds memory only for what it holds.
+pub(crate) struct LiveQueue {
+    items: SegQueue<Batch>,
+    len: AtomicUsize,
+    capacity: usize,
+}
+
+impl LiveQueue {
+    fn new(capacity: usize) -> LiveQueue {
+        LiveQueue {
+            items: SegQueue::new(),
+            len: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Adds `b` unless the queue is full. Only the commit thread pushes
+    /// (under the stream lock), so the check and the push cannot race
+    /// another push.
+    pub fn push(&self, b: Batch) -> Result<(), Batch> {
+        if self.len.load(Ordering::Acquire) >= self.capacity {
+            return Err(b);
+        }
+        self.len.fetch_add(1, Ordering::AcqRel);
+        self.items.push(b);
+        Ok(())
+    }
+
+    pub fn pop(&self) -> Option<Batch> {
+        let b = self.items.pop()?;
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        Some(b)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
 /// One follower's live inbox.
 pub(crate) struct Subscriber {
-    pub queue: ArrayQueue<Batch>,
+    pub queue: LiveQueue,
     pub waker: AtomicWaker,
     /// Set when the queue overflowed and the subscriber left the live set.
     pub lagged: AtomicBool,
@@ -34,7 +80,7 @@ pub(crate) struct Subscriber {
 impl Subscriber {
     pub fn new(capacity: usize) -> Self {
         Subscriber {
-            queue: ArrayQueue::new(capacity.max(1)),
+            queue: LiveQueue::new(capacity),
             waker: AtomicWaker::new(),
             lagged: AtomicBool::new(false),
             end: AtomicU8::new(End::Open as u8),
@@ -96,4 +142,33 @@ pub(crate) fn end_all_shutdown(live: &mut Live) {
 /// Removes one subscriber (a follower that was dropped).
 pub(crate) fn unsubscribe(live: &mut Live, sub: &Arc<Subscriber>) {
     live.subscribers.retain(|s| !Arc::ptr_eq(s, sub));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiveQueue;
+    use crate::batch::Batch;
+    use crate::record::Record;
+
+    fn batch(at: u64) -> Batch {
+        let raw = crate::batch::encode(&[Record::new("x")], 0);
+        Batch::from_encoded(at, bytes::Bytes::from(raw))
+    }
+
+    #[test]
+    fn live_queue_keeps_its_bound_and_order() {
+        let q = LiveQueue::new(3);
+        assert!(q.is_empty());
+        for i in 0..3 {
+            assert!(q.push(batch(i)).is_ok());
+        }
+        assert!(q.push(batch(3)).is_err(), "a full queue refuses");
+        assert_eq!(q.pop().unwrap().first_offset(), 0);
+        assert!(q.push(batch(3)).is_ok(), "room again after a pop");
+        let rest: Vec<u64> = std::iter::from_fn(|| q.pop())
+            .map(|b| b.first_offset())
+            .collect();
+        assert_eq!(rest, vec![1, 2, 3]);
+        assert!(q.is_empty());
+    }
 }
