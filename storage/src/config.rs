@@ -45,6 +45,10 @@ pub struct EngineConfig {
     pub follower_queue: usize,
     /// Byte budget of one catch-up read issued by a follower.
     pub follower_read_bytes: usize,
+    /// Threads that run followers' and the doors' storage reads (so that
+    /// async runtime threads never wait on RocksDB); also the most such
+    /// reads that run at once.
+    pub read_threads: usize,
     /// How often the reaper looks for expired streams.
     pub expiry_interval: Duration,
     /// Size of RocksDB's shared block cache.
@@ -75,6 +79,7 @@ impl Default for EngineConfig {
             max_producer_id_len: 256,
             follower_queue: 1024,
             follower_read_bytes: 1 << 20,
+            read_threads: 4,
             expiry_interval: Duration::from_secs(1),
             block_cache_bytes: 256 << 20,
             file_cache_bytes: 2 << 30,

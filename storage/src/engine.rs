@@ -82,6 +82,7 @@ impl Engine {
             config.file_cache_min_batch,
         )
         .map_err(|e| Error::Storage(format!("cannot open the file cache: {e}")))?;
+        let config_read_threads = config.read_threads;
         let shared = Arc::new(Shared {
             file_cache,
             db,
@@ -92,6 +93,7 @@ impl Engine {
             stats: crate::stats::Stats::new(),
             touch: crate::touch::Hub::new(),
             reclaim: crate::reclaim::Reclaim::default(),
+            reads: crate::read_pool::ReadPool::start(config_read_threads)?,
             hooks: RwLock::new(Vec::new()),
             #[cfg(test)]
             fail_writes: Default::default(),
@@ -415,23 +417,18 @@ impl Engine {
     /// of record data (always at least one record when any is available).
     pub fn read(&self, name: &str, from: u64, max_bytes: usize) -> Result<ReadResult> {
         let s = self.lookup(name)?;
-        let (tail, closed) = {
-            let l = s.live.lock();
-            (l.next_offset, l.closed)
-        };
-        if from > tail {
-            return Err(Error::OffsetOutOfRange { offset: from, tail });
-        }
-        s.touch(now_ms());
-        let batches = crate::fork::read_stream(&self.inner.shared, &s, from, tail, max_bytes)
-            .map_err(|e| deleted_or(&s, e))?;
-        let next_offset = batches.last().map_or(from, |b| b.next_offset());
-        Ok(ReadResult {
-            batches,
-            next_offset,
-            tail,
-            closed,
-        })
+        read_now(&self.inner.shared, &s, from, max_bytes)
+    }
+
+    /// [`Engine::read`] on the engine's reader threads, for async callers:
+    /// the calling task waits, its runtime thread does not.
+    pub async fn read_async(&self, name: &str, from: u64, max_bytes: usize) -> Result<ReadResult> {
+        let s = self.lookup(name)?;
+        let shared = Arc::clone(&self.inner.shared);
+        let pool = Arc::clone(&shared);
+        pool.reads
+            .run(move || read_now(&shared, &s, from, max_bytes))
+            .await
     }
 
     /// The stream's tail offset and closed flag.
@@ -447,6 +444,32 @@ impl Engine {
         let s = self.lookup(name)?;
         Follower::new(Arc::clone(&self.inner.shared), s, from)
     }
+}
+
+/// Reads `s` from `from` up to its tail, about `max_bytes` of records.
+fn read_now(
+    shared: &Shared,
+    s: &Arc<StreamState>,
+    from: u64,
+    max_bytes: usize,
+) -> Result<ReadResult> {
+    let (tail, closed) = {
+        let l = s.live.lock();
+        (l.next_offset, l.closed)
+    };
+    if from > tail {
+        return Err(Error::OffsetOutOfRange { offset: from, tail });
+    }
+    s.touch(now_ms());
+    let batches =
+        crate::fork::read_stream(shared, s, from, tail, max_bytes).map_err(|e| deleted_or(s, e))?;
+    let next_offset = batches.last().map_or(from, |b| b.next_offset());
+    Ok(ReadResult {
+        batches,
+        next_offset,
+        tail,
+        closed,
+    })
 }
 
 /// A read that failed because a concurrent delete removed the stream's keys

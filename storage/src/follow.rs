@@ -39,8 +39,8 @@ pub enum FollowFrom {
 /// An async stream of committed batches of one stream, from a fence offset
 /// on, without gap or duplicate. It ends (`None`) when a closed stream has
 /// been read to its end, and yields `Err(NotFound)` once if the stream is
-/// deleted. Catch-up reads are short RocksDB reads bounded by
-/// `EngineConfig::follower_read_bytes` and run inline in `poll_next`.
+/// deleted. Catch-up reads, bounded by `EngineConfig::follower_read_bytes`,
+/// run on the engine's reader threads (`read_pool.rs`), never in `poll_next`.
 pub struct Follower {
     shared: Arc<Shared>,
     stream: Arc<StreamState>,
@@ -48,8 +48,12 @@ pub struct Follower {
     next: u64,
     sub: Option<Arc<Subscriber>>,
     pending: VecDeque<Batch>,
+    /// The catch-up read in flight on a reader thread, if any.
+    reading: Option<Reading>,
     done: bool,
 }
+
+type Reading = Pin<Box<dyn std::future::Future<Output = Result<Vec<Batch>>> + Send>>;
 
 impl Follower {
     pub(crate) fn new(
@@ -71,6 +75,7 @@ impl Follower {
             next: fence,
             sub: None,
             pending: VecDeque::new(),
+            reading: None,
             done: false,
         })
     }
@@ -96,8 +101,32 @@ impl Follower {
         }
     }
 
-    /// One step of catch-up: read from storage, or register live when caught up.
-    fn catch_up(&mut self) -> Result<Option<bool>> {
+    /// One step of catch-up: a read from storage (started, or finished),
+    /// or registration live when caught up. `Ready(Ok(Some(_)))` means
+    /// "look again", `Ready(Ok(None))` the end of a closed stream.
+    fn catch_up(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<bool>>> {
+        if let Some(reading) = &mut self.reading {
+            let batches = match reading.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => {
+                    self.reading = None;
+                    r.map_err(|e| crate::engine::deleted_or(&self.stream, e))?
+                }
+            };
+            self.stream.touch(now_ms());
+            for b in batches {
+                // A read started before a live gap resumed may overlap.
+                if let Some(b) = b.skip_to(self.next) {
+                    self.next = b.next_offset();
+                    self.pending.push_back(b);
+                }
+            }
+            return Poll::Ready(Ok(Some(true)));
+        }
+        Poll::Ready(self.catch_up_now())
+    }
+
+    fn catch_up_now(&mut self) -> Result<Option<bool>> {
         let (tail, closed, deleted) = {
             let l = self.stream.live.lock();
             (l.next_offset, l.closed, l.deleted)
@@ -107,14 +136,16 @@ impl Follower {
         }
         if self.next < tail {
             let budget = self.shared.config.follower_read_bytes;
-            let batches =
-                crate::fork::read_stream(&self.shared, &self.stream, self.next, tail, budget)
-                    .map_err(|e| crate::engine::deleted_or(&self.stream, e))?;
-            self.stream.touch(now_ms());
-            for b in batches {
-                self.next = b.next_offset();
-                self.pending.push_back(b);
-            }
+            let (shared, stream, from) = (
+                Arc::clone(&self.shared),
+                Arc::clone(&self.stream),
+                self.next,
+            );
+            let read = self
+                .shared
+                .reads
+                .run(move || crate::fork::read_stream(&shared, &stream, from, tail, budget));
+            self.reading = Some(Box::pin(read));
             return Ok(Some(true));
         }
         if closed {
@@ -150,13 +181,14 @@ impl Stream for Follower {
                 return Poll::Ready(Some(Ok(b)));
             }
             let Some(sub) = this.sub.clone() else {
-                match this.catch_up() {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => {
+                match this.catch_up(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(Some(_))) => continue,
+                    Poll::Ready(Ok(None)) => {
                         this.done = true;
                         return Poll::Ready(None);
                     }
-                    Err(e) => {
+                    Poll::Ready(Err(e)) => {
                         this.done = true;
                         return Poll::Ready(Some(Err(e)));
                     }

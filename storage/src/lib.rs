@@ -55,6 +55,7 @@ mod keys;
 mod meta;
 mod producer;
 mod read;
+mod read_pool;
 mod reclaim;
 mod record;
 mod retention;

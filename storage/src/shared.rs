@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub touch: crate::touch::Hub,
     /// Deleted key ranges whose space the reaper gives back (`reclaim.rs`).
     pub reclaim: crate::reclaim::Reclaim,
+    /// The threads that run storage reads for async callers (`read_pool.rs`).
+    pub reads: crate::read_pool::ReadPool,
     /// Called after every write that changed streams (see [`CommitHook`]).
     pub hooks: RwLock<Vec<CommitHook>>,
     /// Fault injection for tests: every write fails while set.

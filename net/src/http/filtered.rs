@@ -18,7 +18,7 @@ use super::router::Ctx;
 use super::state::change_message;
 
 /// Answers a filtered catch-up read.
-pub fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, filter: &Filter) -> Reply {
+pub async fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, filter: &Filter) -> Reply {
     let info = match ctx.engine.head(name) {
         Ok(i) => i,
         Err(e) => return errors::reply(&e),
@@ -34,7 +34,11 @@ pub fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, filter: &Filter) -> Re
         OffsetParam::At(o) => o,
         OffsetParam::Now => info.next_offset,
     };
-    let r = match ctx.engine.read(name, from, ctx.config.read_budget_bytes) {
+    let r = match ctx
+        .engine
+        .read_async(name, from, ctx.config.read_budget_bytes)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return errors::reply(&e),
     };

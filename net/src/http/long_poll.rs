@@ -48,7 +48,11 @@ pub async fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&
         OffsetParam::At(o) => Some(o),
     };
     if let Some(from) = from {
-        let r = match ctx.engine.read(name, from, ctx.config.read_budget_bytes) {
+        let r = match ctx
+            .engine
+            .read_async(name, from, ctx.config.read_budget_bytes)
+            .await
+        {
             Ok(r) => r,
             Err(e) => return errors::reply(&e),
         };

@@ -153,15 +153,18 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         if live.is_some() {
             return bad("filter works on catch-up reads (no live mode yet)".into());
         }
-        return super::filtered::handle(ctx, name, offset.unwrap_or(OffsetParam::Start), f);
+        return super::filtered::handle(ctx, name, offset.unwrap_or(OffsetParam::Start), f).await;
     }
     match live {
-        None => catch_up(
-            ctx,
-            req.headers(),
-            name,
-            offset.unwrap_or(OffsetParam::Start),
-        ),
+        None => {
+            catch_up(
+                ctx,
+                req.headers(),
+                name,
+                offset.unwrap_or(OffsetParam::Start),
+            )
+            .await
+        }
         Some(mode @ ("long-poll" | "sse")) => {
             let Some(offset) = offset else {
                 return bad("live reads need an offset".into());
@@ -176,7 +179,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
     }
 }
 
-fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> Reply {
+async fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> Reply {
     let info = match ctx.engine.head(name) {
         Ok(i) => i,
         Err(e) => return errors::reply(&e),
@@ -209,7 +212,11 @@ fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> Reply 
                 .body(full(body));
         }
     };
-    let r = match ctx.engine.read(name, from, ctx.config.read_budget_bytes) {
+    let r = match ctx
+        .engine
+        .read_async(name, from, ctx.config.read_budget_bytes)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return errors::reply(&e),
     };

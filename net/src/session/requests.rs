@@ -146,7 +146,7 @@ where
 
 async fn read<T: Transport>(s: &Session<T>, id: u32, r: crate::proto::Read, reply: &mut T::Reply) {
     let budget = r.max_bytes.min(s.config.read_max_bytes) as usize;
-    let res = match s.engine().read(&r.stream, r.from, budget) {
+    let res = match s.engine().read_async(&r.stream, r.from, budget).await {
         Ok(res) => res,
         Err(e) => {
             let _ = s.send(reply, id, failed(&e)).await;
