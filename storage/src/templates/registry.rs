@@ -75,6 +75,9 @@ pub struct StreamTemplates {
     bucket: Option<TokenBucket>,
     memory: HashMap<u64, LastSeen>,
     dirty: HashSet<u64>,
+    /// Bumped by every call that may change which templates are active or
+    /// what they declare, so readers can cache [`Self::active_specs`].
+    changes: u64,
 }
 
 impl StreamTemplates {
@@ -86,11 +89,13 @@ impl StreamTemplates {
             bucket: None,
             memory: HashMap::new(),
             dirty: HashSet::new(),
+            changes: 0,
         }
     }
 
     /// Loads the stored rows.
     pub fn load(&mut self, rows: Vec<TemplateRow>) {
+        self.changes += 1;
         self.rows = rows.into_iter().map(|r| (r.id, r)).collect();
     }
 
@@ -106,6 +111,7 @@ impl StreamTemplates {
         cursor: &str,
         now_ms: u64,
     ) -> Activation {
+        self.changes += 1;
         let mut out = Activation::default();
         let bucket = self
             .bucket
@@ -298,6 +304,7 @@ impl StreamTemplates {
 
     /// One inactivity GC pass over at most `max` expired candidates.
     pub fn gc(&mut self, now_ms: u64, max: usize) -> Gc {
+        self.changes += 1;
         let mut out = Gc::default();
         let mut candidates: Vec<(u64, u64)> = self
             .rows
@@ -344,6 +351,12 @@ impl StreamTemplates {
             self.dirty.remove(&id);
         }
         out
+    }
+
+    /// A counter that changes whenever [`Self::active_specs`] may answer
+    /// differently.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// The active templates for the processor, in (entity, id) order; a

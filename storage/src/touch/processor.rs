@@ -158,6 +158,7 @@ pub(crate) fn process(
     let mut scratch = Vec::new();
     // Restricted mode: the largest offset and time per entity.
     let mut entity_max: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut eligible_by_entity: HashMap<&str, (Vec<&TemplateSpec>, u64)> = HashMap::new();
     for row in rows {
         stats.max_append_time_ms = stats.max_append_time_ms.max(row.append_time_ms);
         let Some(change) = canonical_change(row.payload) else {
@@ -173,12 +174,24 @@ pub(crate) fn process(
             true,
         );
         stats.table_touches += 1;
-        let Some(list) = templates.get(&change.entity) else {
+        let Some((entity, list)) = templates.get_key_value(&change.entity) else {
             continue;
         };
-        let eligible = |t: &&TemplateSpec| !template_filtering || hot.is_hot_template(t.id);
+        // Hot templates cannot change during the batch (the hot set is
+        // locked for it): sort an entity's templates once per batch, not
+        // once per row.
+        let (eligible, cold) = eligible_by_entity
+            .entry(entity.as_str())
+            .or_insert_with(|| {
+                let hot_ones: Vec<&TemplateSpec> = list
+                    .iter()
+                    .filter(|t| !template_filtering || hot.is_hot_template(t.id))
+                    .collect();
+                let cold = (list.len() - hot_ones.len()) as u64;
+                (hot_ones, cold)
+            });
         if template_filtering {
-            stats.skipped_cold_template += list.iter().filter(|t| !eligible(t)).count() as u64;
+            stats.skipped_cold_template += *cold;
         }
         if !emit_fine {
             continue;
@@ -188,7 +201,7 @@ pub(crate) fn process(
             *e = (e.0.max(row.offset), e.1.max(ts));
             continue;
         }
-        for t in list.iter().filter(eligible) {
+        for t in eligible.iter() {
             if row.offset < t.active_from {
                 continue;
             }

@@ -85,9 +85,23 @@ impl Runtime {
             }
             let sleep = Duration::from_millis(deadline.saturating_sub(now_ms()));
             channel::select! {
-                recv(stop) -> _ => return,
+                recv(stop) -> _ => {
+                    self.checkpoint_all();
+                    return;
+                }
                 recv(wake) -> _ => {}
                 default(sleep) => {}
+            }
+        }
+    }
+
+    /// On stop: writes every stream's idle checkpoint that was held back,
+    /// so a clean restart does not process (and touch) rows again.
+    fn checkpoint_all(&self) {
+        for ts in self.shared.touch.list() {
+            let mut progress = ts.progress.lock();
+            if let Err(e) = write_idle_checkpoint(&self.shared, &ts, &mut progress, u64::MAX) {
+                tracing::warn!(stream = %ts.stream.name, error = %e, "cannot write the touch checkpoint");
             }
         }
     }
@@ -121,7 +135,7 @@ impl Runtime {
             }
             let tail = ts.stream.live.lock().next_offset;
             if progress.next >= tail {
-                write_idle_checkpoint(&self.shared, ts, &mut progress)?;
+                write_idle_checkpoint(&self.shared, ts, &mut progress, now)?;
                 return Ok(());
             }
             let from = progress.next;
@@ -153,7 +167,7 @@ impl Runtime {
             }
             let last = rows.last().map_or(from, |r| r.offset);
             let lag = tail - from;
-            let outcome = templates_by_entity(ts).and_then(|templates| {
+            let outcome = templates_by_entity(ts, &mut progress.templates).and_then(|templates| {
                 let hot = ts.hot.lock();
                 // The backlog this batch leaves, not the one it starts with.
                 let backlog = tail.saturating_sub(last + 1);
@@ -241,7 +255,7 @@ impl Runtime {
                 },
             );
             if progress.next >= tail {
-                write_idle_checkpoint(&self.shared, ts, &mut progress)?;
+                write_idle_checkpoint(&self.shared, ts, &mut progress, now)?;
                 return Ok(());
             }
         }
@@ -364,13 +378,20 @@ pub(crate) fn flush(shared: &Shared, ts: &TouchStream, now: u64) -> Result<()> {
 }
 
 /// Writes the checkpoint when no bucket is open (an open bucket's flush
-/// writes it instead, together with the touches it covers).
+/// writes it instead, together with the touches it covers). Idle
+/// checkpoints are spaced [`IDLE_CHECKPOINT_MS`] apart: under a steady
+/// trickle of rows the processor catches up after every commit group, and
+/// a store write each time cost the commit path more than the processing.
+/// A checkpoint that lags only means rows processed again after a crash,
+/// which touches again (a false wake, never a lost one); the touch
+/// thread's tick writes the last one within a tick of going quiet.
 fn write_idle_checkpoint(
     shared: &Shared,
     ts: &TouchStream,
     progress: &mut super::stream::Progress,
+    now: u64,
 ) -> Result<()> {
-    if ts.is_retired() {
+    if ts.is_retired() || now.saturating_sub(progress.idle_written_ms) < IDLE_CHECKPOINT_MS {
         return Ok(());
     }
     let cell = ts.journal.lock();
@@ -391,14 +412,32 @@ fn write_idle_checkpoint(
     store::put_checkpoint(&shared.db, &mut wb, ts.sid(), &c);
     shared.db.write(wb)?;
     progress.written = Some(c);
+    progress.idle_written_ms = now;
     Ok(())
 }
 
-/// The stream's active templates grouped by entity, for one batch.
-fn templates_by_entity(ts: &TouchStream) -> Result<TemplatesByEntity, String> {
+/// The least time between two idle checkpoints of one stream.
+const IDLE_CHECKPOINT_MS: u64 = 200;
+
+/// The stream's active templates grouped by entity, for one batch: the
+/// cached grouping unless the registry changed since it was made (with
+/// 1,000 templates, rebuilding it per batch cost more than the batch).
+fn templates_by_entity(
+    ts: &TouchStream,
+    cache: &mut Option<(u64, Arc<TemplatesByEntity>)>,
+) -> Result<Arc<TemplatesByEntity>, String> {
+    let reg = ts.templates.lock();
+    let changes = reg.changes();
+    if let Some((at, map)) = cache {
+        if *at == changes {
+            return Ok(Arc::clone(map));
+        }
+    }
     let mut map: TemplatesByEntity = HashMap::new();
-    for spec in ts.templates.lock().active_specs()? {
+    for spec in reg.active_specs()? {
         map.entry(spec.entity.clone()).or_default().push(spec);
     }
+    let map = Arc::new(map);
+    *cache = Some((changes, Arc::clone(&map)));
     Ok(map)
 }

@@ -53,6 +53,11 @@ pub(crate) struct Progress {
     pub retry_at_ms: u64,
     /// The last checkpoint written, to skip rewriting an unchanged one.
     pub written: Option<Checkpoint>,
+    /// When an idle checkpoint was last written (they are spaced out).
+    pub idle_written_ms: u64,
+    /// The active templates by entity as of registry change count `.0`:
+    /// rebuilt only when the registry changed, not for every batch.
+    pub templates: Option<(u64, Arc<super::processor::TemplatesByEntity>)>,
 }
 
 /// Monotonic totals of a stream's processor and waits, for meta.
@@ -252,6 +257,8 @@ impl TouchStream {
                 failures: 0,
                 retry_at_ms: 0,
                 written: checkpoint,
+                idle_written_ms: 0,
+                templates: None,
             }),
             templates: Mutex::new(templates),
             counters: Mutex::new(StreamCounters::default()),
