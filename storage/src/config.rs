@@ -97,3 +97,7 @@ impl Default for EngineConfig {
 
 /// Longest stream name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
+
+/// Longest `Stream-Seq` accepted, in bytes (it is stored with the stream
+/// and echoed in error messages, so it must stay small).
+pub const MAX_STREAM_SEQ_LEN: usize = 256;

@@ -16,7 +16,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionTyp
 use crate::clock::now_ms;
 use crate::commit::queue::CommitQueue;
 use crate::commit::{AppendRequest, AppendResult, Command, Committer, CreateOutcome, Pending};
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, MAX_STREAM_SEQ_LEN};
 use crate::error::{Error, Result};
 use crate::file_cache::FileCache;
 use crate::follow::{FollowFrom, Follower};
@@ -402,6 +402,16 @@ impl Engine {
         }
         if req.records.is_empty() && !req.close {
             return Err(Error::EmptyAppend);
+        }
+        if let Some(seq) = req
+            .stream_seq
+            .as_ref()
+            .filter(|s| s.len() > MAX_STREAM_SEQ_LEN)
+        {
+            return Err(Error::Invalid(format!(
+                "Stream-Seq is {} bytes long; at most {MAX_STREAM_SEQ_LEN} are allowed",
+                seq.len()
+            )));
         }
         Ok(self
             .submit(|reply| Command::Append {

@@ -14,6 +14,10 @@ pub enum Error {
     /// A create named an existing stream with a different configuration.
     #[error("stream already exists with a different configuration")]
     ConfigConflict,
+    /// A create named a deleted stream that forks still read: its name is
+    /// reserved until they are deleted.
+    #[error("a deleted stream of that name is still read by its forks; the name is reserved until they are deleted")]
+    NameReserved,
     /// Records were appended to a closed stream.
     #[error("stream is closed")]
     Closed {
@@ -29,7 +33,11 @@ pub enum Error {
         got: String,
     },
     /// A `Stream-Seq` did not strictly increase (byte-wise) over the last one.
-    #[error("stream sequence regression: {received:?} is not after {last:?}")]
+    #[error(
+        "stream sequence regression: {} is not after {}",
+        seq_text(received),
+        seq_text(last)
+    )]
     StreamSeqRegression {
         /// The last accepted sequence.
         last: Vec<u8>,
@@ -103,3 +111,8 @@ impl From<rocksdb::Error> for Error {
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A `Stream-Seq` as text in a message: UTF-8 (lossy) in quotes.
+fn seq_text(b: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(b))
+}

@@ -7,7 +7,7 @@
 //! Lifetime: a fork holds a reference on its direct parent. Deleting (or
 //! expiring) a stream that forks still reference *soft-deletes* it: its data
 //! stays for the forks, its name stays reserved (create answers
-//! `ConfigConflict`), and every other operation answers [`Error::Gone`]. When
+//! [`Error::NameReserved`]), and every other operation answers [`Error::Gone`]. When
 //! the last fork of a soft-deleted stream is deleted, the stream is removed
 //! for good, which in turn releases its own parent (cascading collection).
 //!
@@ -433,7 +433,7 @@ pub(crate) fn plan(shared: &Shared, id: u64, name: &str, req: &ForkRequest) -> R
     let existing = shared.streams.read().get(name).cloned();
     if let Some(t) = existing {
         if pins_name(&t, now) {
-            return Err(Error::ConfigConflict);
+            return Err(Error::NameReserved);
         }
         if !t.is_expired(now) {
             let link = t.live.lock().fork.clone();

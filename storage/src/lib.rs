@@ -70,7 +70,7 @@ pub mod touch;
 pub use batch::Batch;
 pub use clock::now_ms;
 pub use commit::{AppendRequest, AppendResult, CreateOutcome, Pending};
-pub use config::{Durability, EngineConfig, MAX_NAME_LEN};
+pub use config::{Durability, EngineConfig, MAX_NAME_LEN, MAX_STREAM_SEQ_LEN};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use file_cache::{file_region, FileRegion};

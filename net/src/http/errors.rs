@@ -11,6 +11,7 @@ pub fn reply(e: &Error) -> Reply {
         Error::NotFound | Error::TouchNotEnabled => StatusCode::NOT_FOUND,
         Error::Gone => StatusCode::GONE,
         Error::ConfigConflict
+        | Error::NameReserved
         | Error::Closed { .. }
         | Error::ContentTypeMismatch { .. }
         | Error::StreamSeqRegression { .. }

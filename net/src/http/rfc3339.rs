@@ -43,8 +43,14 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+/// The latest instant a timestamp may name: 9999-12-31T23:59:59.999Z (a
+/// later one could not be written back in four-digit years).
+const MAX_MS: u64 = 253_402_300_799_999;
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` into milliseconds since the
-/// Unix epoch; `None` if malformed or before 1970.
+/// Unix epoch; `None` if malformed, before 1970, after year 9999 in UTC, or
+/// a leap second (`:60`, which milliseconds since the epoch cannot hold, so
+/// it would not read back as written).
 pub fn parse_ms(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() < 20
@@ -63,7 +69,7 @@ pub fn parse_ms(s: &str) -> Option<u64> {
         || d > days_in_month(i64::from(y), mo)
         || h > 23
         || mi > 59
-        || sec > 60
+        || sec > 59
     {
         return None;
     }
@@ -101,11 +107,12 @@ pub fn parse_ms(s: &str) -> Option<u64> {
         _ => return None,
     };
     let days = days_from_civil(i64::from(y), mo, d);
-    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec.min(59)) - offset_secs;
+    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec) - offset_secs;
     u64::try_from(secs)
         .ok()?
         .checked_mul(1000)?
         .checked_add(millis)
+        .filter(|&ms| ms <= MAX_MS)
 }
 
 /// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.sssZ`.
@@ -125,6 +132,24 @@ pub fn format_ms(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_what_cannot_round_trip() {
+        // An offset that carries the instant into year 10000.
+        assert_eq!(parse_ms("9999-12-31T23:59:59-23:59"), None);
+        assert_eq!(parse_ms("9999-12-31T23:59:59.999Z"), Some(MAX_MS));
+        assert_eq!(format_ms(MAX_MS), "9999-12-31T23:59:59.999Z");
+        // Leap seconds are not silently moved to :59.
+        assert_eq!(parse_ms("2016-12-31T23:59:60Z"), None);
+        for s in [
+            "2024-02-29T12:00:00Z",
+            "1970-01-01T00:00:00.001Z",
+            "9999-12-31T00:00:00+00:00",
+        ] {
+            let ms = parse_ms(s).unwrap();
+            assert_eq!(parse_ms(&format_ms(ms)), Some(ms), "{s}");
+        }
+    }
 
     #[test]
     fn parses_and_formats() {

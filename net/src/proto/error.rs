@@ -214,7 +214,8 @@ impl From<&StorageError> for WireError {
             StorageError::NotFound => ErrorKind::NotFound,
             // A soft-deleted stream (kept for its forks) is absent to this door.
             StorageError::Gone => ErrorKind::NotFound,
-            StorageError::ConfigConflict => ErrorKind::ConfigConflict,
+            // The same kind; the message says why.
+            StorageError::ConfigConflict | StorageError::NameReserved => ErrorKind::ConfigConflict,
             StorageError::Closed { next_offset } => ErrorKind::Closed {
                 next_offset: *next_offset,
             },

@@ -34,7 +34,7 @@ impl Committer {
         let existing = self.shared.streams.read().get(name).cloned();
         if let Some(s) = existing {
             if fork::pins_name(&s, now) {
-                return Err(Error::ConfigConflict);
+                return Err(Error::NameReserved);
             }
             if !s.is_expired(now) {
                 // A create that names no state mode matches any: the mode
