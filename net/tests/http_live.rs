@@ -10,6 +10,20 @@ use weir_net::http::HttpConfig;
 
 const TEXT: &[(&str, &str)] = &[("content-type", "text/plain")];
 
+/// Waits until `name` has `n` live followers (a long-poll or SSE reader
+/// caught up and registered for the next commit).
+async fn until_live(s: &Server, name: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.engine.live_followers(name) != n {
+        assert!(
+            Instant::now() < deadline,
+            "{name} never had {n} live followers (has {})",
+            s.engine.live_followers(name)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 #[tokio::test]
 async fn long_poll_wakes_on_append() {
     let s = Server::start(HttpConfig {
@@ -22,8 +36,10 @@ async fn long_poll_wakes_on_append() {
     let started = Instant::now();
     let url = format!("/v1/stream/lp?offset={tail}&live=long-poll");
     let poll = async { s.get(&url).await };
+    // The append comes once the poll waits on the live stream, so it is
+    // what wakes it.
     let append = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        until_live(&s, "lp", 1).await;
         s.send(Method::POST, "/v1/stream/lp", TEXT, "new").await
     };
     let (r, _) = tokio::join!(poll, append);
@@ -35,6 +51,8 @@ async fn long_poll_wakes_on_append() {
         started.elapsed() < Duration::from_secs(10),
         "woken by the append, not the timeout"
     );
+    // The answered poll leaves the live set.
+    until_live(&s, "lp", 0).await;
 }
 
 #[tokio::test]
@@ -64,8 +82,9 @@ async fn sse_delivers_catch_up_then_live() {
         "live-data",
         Duration::from_secs(5),
     );
+    // Appended once the reader has caught up and went live.
     let append = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        until_live(&s, "e", 1).await;
         s.send(Method::POST, "/v1/stream/e", TEXT, "live-data")
             .await
     };

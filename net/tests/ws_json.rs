@@ -10,6 +10,7 @@ use common::Server;
 use futures::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::MaybeTlsStream;
 use weir_net::http::HttpConfig;
 use weir_net::ws::WsConfig;
 use ws_support::*;
@@ -211,9 +212,59 @@ async fn server_pings_and_closes_peers_that_stop_answering() {
     send_json(&mut ws, json!({"type": "hello", "id": 1})).await;
     assert_eq!(json(&mut ws).await["type"], "welcome");
 
-    // A client that does not read (so never answers) is closed.
+    // A client that does not read (so never answers) is closed. It must
+    // not read before the server gives up (reading answers the pings), so
+    // it watches its socket without consuming it.
     let mut quiet = connect(&s.base).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = closed_unread(&quiet).await;
     let (_, code) = until_close(&mut quiet).await;
     assert!(matches!(code, Some(1008) | None), "{code:?}");
+    assert_eq!(code, seen, "the close read is the one the socket held");
+}
+
+/// Waits, peeking at the TCP socket under `ws` so that nothing is read (and
+/// no ping answered), until what the server sent ends with its close frame
+/// or the connection ends; returns the close code (`None`: ended without
+/// one).
+async fn closed_unread(ws: &Socket) -> Option<u16> {
+    let MaybeTlsStream::Plain(tcp) = ws.get_ref() else {
+        panic!("a plain TCP connection")
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = match tcp.peek(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        if let Some(code) = close_frame(&buf[..n]) {
+            return code;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never closed a peer that answers no pings"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The close code of the first close frame among whole server frames
+/// (unmasked) at the start of `b`: `Some(None)` for a close without a code.
+fn close_frame(mut b: &[u8]) -> Option<Option<u16>> {
+    while b.len() >= 2 {
+        let (mut len, mut at) = (usize::from(b[1] & 0x7f), 2);
+        if len == 126 {
+            len = usize::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?));
+            at = 4;
+        } else if len == 127 {
+            len = u64::from_be_bytes(b.get(2..10)?.try_into().ok()?) as usize;
+            at = 10;
+        }
+        let payload = b.get(at..at + len)?;
+        if b[0] & 0x0f == 0x8 {
+            return Some(payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]])));
+        }
+        b = &b[at + len..];
+    }
+    None
 }

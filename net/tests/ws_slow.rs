@@ -1,16 +1,21 @@
 //! A subscriber that never reads holds only its own connection's bounded
 //! send buffer: the others keep receiving at full speed, and the server
-//! closes the silent one after the idle timeout.
+//! closes the silent one once it stops answering for the idle timeout.
 
 mod common;
 mod ws_support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::Server;
+use futures::SinkExt;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use weir_net::http::HttpConfig;
 use weir_net::proto::Message;
-use weir_net::ws::WsConfig;
+use weir_net::ws::{OutputBudget, WsConfig};
 use ws_support::*;
 
 const RECORDS: u64 = 100_000;
@@ -21,11 +26,14 @@ const PAYLOAD: usize = 200;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscriber_that_never_reads_does_not_stop_others() {
+    // Every queued outgoing message of the door is counted here.
+    let queued = OutputBudget::new(256 << 20);
     let s = Server::start(HttpConfig {
         ws: WsConfig {
             send_buffer_bytes: 256 << 10,
-            ping_interval: Duration::from_millis(500),
-            idle_timeout: Duration::from_secs(8),
+            ping_interval: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(2),
+            output_budget: Arc::clone(&queued),
             ..WsConfig::default()
         },
         ..HttpConfig::default()
@@ -38,9 +46,22 @@ async fn a_subscriber_that_never_reads_does_not_stop_others() {
         Message::Created(_)
     ));
 
-    // The silent subscriber: subscribes, then never reads again.
+    // The silent subscriber: subscribes, then never reads again. Until the
+    // others are done it sends pings (sending needs no reading), so the
+    // server keeps it: the idle timeout cannot be what frees the others.
     let mut silent = binary_client(&s.base).await;
     send(&mut silent, 3, subscribe("slow")).await;
+    let alive = Arc::new(AtomicBool::new(true));
+    let keep_alive = tokio::spawn({
+        let alive = Arc::clone(&alive);
+        async move {
+            while alive.load(Ordering::Relaxed) {
+                silent.send(WsMessage::Ping(Bytes::new())).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            silent
+        }
+    });
 
     let mut fast = Vec::new();
     for n in 0..3u32 {
@@ -77,13 +98,28 @@ async fn a_subscriber_that_never_reads_does_not_stop_others() {
     }
     let took = started.elapsed();
     eprintln!("3 fast subscribers got 20 MB each in {took:?} beside a silent one");
-    // The idle timeout has not passed yet: the silence alone slowed nobody.
-    assert!(took < Duration::from_secs(8), "{took:?}");
+    // The silent one was there all along, its send buffer full.
+    let held = queued.used();
+    assert!(
+        held >= 128 << 10,
+        "the silent subscriber holds its send buffer ({held} bytes queued)"
+    );
 
-    // The silent peer answers no pings, so the server gives up on it. What
-    // it finds when it finally reads is a prefix of the stream, in order,
-    // then the end of the connection.
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    // Now the silent peer answers nothing, so the server gives up on it:
+    // it drops the connection and its queue. What it finds when it finally
+    // reads is a prefix of the stream, in order, then the end of the
+    // connection.
+    alive.store(false, Ordering::Relaxed);
+    let mut silent = keep_alive.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queued.used() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent connection is never dropped ({} bytes still queued)",
+            queued.used()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut next_offset = 0u64;
     let mut buffered = 0usize;
     let ended = tokio::time::timeout(Duration::from_secs(30), async {

@@ -454,6 +454,12 @@ impl Engine {
         let s = self.lookup(name)?;
         Follower::new(Arc::clone(&self.inner.shared), s, from)
     }
+
+    /// How many followers of `name` are live now (caught up and registered for the next commit).
+    pub fn live_followers(&self, name: &str) -> usize {
+        let s = self.inner.shared.streams.read().get(name).cloned();
+        s.map_or(0, |s| s.live.lock().subscribers.len())
+    }
 }
 
 /// Reads `s` from `from` up to its tail, about `max_bytes` of records.

@@ -124,13 +124,31 @@ fn stream_with_an_absolute_expiry_disappears_when_it_passes() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, fast_reaper);
     let mut cfg = opaque();
-    cfg.expires_at_ms = Some(now_ms() + 1_000);
+    let at = now_ms() + 1_000;
+    cfg.expires_at_ms = Some(at);
     e.create_stream("s", cfg.clone()).unwrap();
     e.append("s", req(&["a"])).unwrap();
     assert_eq!(e.head("s").unwrap().next_offset, 1);
-    // Wait until the deadline has certainly passed (by the engine's clock).
-    while now_ms() <= cfg.expires_at_ms.unwrap() {
-        std::thread::sleep(Duration::from_millis(50));
+    // Watch it until it disappears: never before the deadline, and at the
+    // latest on the first look after it (by the engine's clock, which is
+    // read between the clock readings around each look).
+    loop {
+        let before = now_ms();
+        let head = e.head("s");
+        let after = now_ms();
+        match head {
+            Ok(_) => assert!(
+                before < at,
+                "still there {} ms after its expiry",
+                before - at
+            ),
+            Err(Error::NotFound) => {
+                assert!(after >= at, "gone {} ms before its expiry", at - after);
+                break;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(e.head("s"), Err(Error::NotFound));
     assert_eq!(e.append("s", req(&["b"])), Err(Error::NotFound));
@@ -149,13 +167,37 @@ fn stream_with_a_ttl_expires_after_idling_and_is_removed_from_disk() {
     cfg.ttl_secs = Some(1);
     e.create_stream("t", cfg).unwrap();
     e.create_stream("forever", opaque()).unwrap();
-    e.append("t", tagged(&["a"], "p", 0, 0)).unwrap();
-    let last_access = now_ms();
+    // The append is the last access: it happens between these readings.
+    let (first, last) = {
+        let before = now_ms();
+        e.append("t", tagged(&["a"], "p", 0, 0)).unwrap();
+        (before, now_ms())
+    };
     assert_eq!(e.head("t").unwrap().next_offset, 1);
 
-    // Idle past the TTL.
-    while now_ms() < last_access + 1_300 {
-        std::thread::sleep(Duration::from_millis(50));
+    // Idle (`head` is no access) until it expires: not before one TTL
+    // after the append, and at the latest on the first look after that.
+    loop {
+        let before = now_ms();
+        let head = e.head("t");
+        let after = now_ms();
+        match head {
+            Ok(_) => assert!(
+                before < last + 1_000,
+                "still there {} ms after its TTL ran out",
+                before - last - 1_000
+            ),
+            Err(Error::NotFound) => {
+                assert!(
+                    after >= first + 1_000,
+                    "expired {} ms before its TTL ran out",
+                    first + 1_000 - after
+                );
+                break;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(e.head("t"), Err(Error::NotFound));
     assert_eq!(e.append("t", req(&["b"])), Err(Error::NotFound));
@@ -177,28 +219,56 @@ fn stream_with_a_ttl_expires_after_idling_and_is_removed_from_disk() {
     assert!(!e.append("t", tagged(&["x"], "p", 0, 0)).unwrap().duplicate);
 }
 
+/// Touches the stream every 50 ms, alternating appends and reads, until it
+/// has lived for 2.5 TTLs of 1 s. Each touch is checked against the clock
+/// reading taken when the previous touch began (the stream's last access
+/// is no earlier): a touch that ends less than a TTL after it must find the
+/// stream alive. A touch later than that (a stalled machine) proves
+/// nothing, and the attempt starts over with a new stream, so only a TTL
+/// that does not slide can fail the test.
 #[test]
 fn ttl_slides_with_reads_and_appends() {
     let dir = tempfile::tempdir().unwrap();
     let e = open_with(&dir, fast_reaper);
-    let mut cfg = opaque();
-    cfg.ttl_secs = Some(1);
-    e.create_stream("t", cfg).unwrap();
-    // Touch the stream every 200 ms for well over one TTL: it stays alive.
-    let start = now_ms();
-    let mut i = 0;
-    while now_ms() < start + 2_000 {
-        if i % 2 == 0 {
-            e.append("t", req(&["x"]))
-                .expect("a touched stream must not expire");
-        } else {
-            e.read("t", 0, 10)
-                .expect("a touched stream must not expire");
+    for attempt in 0..5 {
+        let name = format!("t{attempt}");
+        let mut cfg = opaque();
+        cfg.ttl_secs = Some(1);
+        // The create is the first access.
+        let mut previous = now_ms();
+        e.create_stream(&name, cfg).unwrap();
+        let created = previous;
+        let mut i = 0;
+        let lived = loop {
+            let began = now_ms();
+            let r = if i % 2 == 0 {
+                e.append(&name, req(&["x"])).map(|_| ())
+            } else {
+                e.read(&name, 0, 10).map(|_| ())
+            };
+            let ended = now_ms();
+            match r {
+                Ok(()) => {}
+                Err(Error::NotFound) if ended >= previous + 1_000 => break false,
+                Err(err) => panic!(
+                    "touch {i} of {name} ended {} ms after the previous one began: {err:?}",
+                    ended - previous
+                ),
+            }
+            if ended >= created + 2_500 {
+                break true;
+            }
+            previous = began;
+            i += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if lived {
+            assert!(e.head(&name).is_ok());
+            return;
         }
-        i += 1;
-        std::thread::sleep(Duration::from_millis(200));
+        eprintln!("attempt {attempt}: a touch came a TTL late; starting over");
     }
-    assert!(e.head("t").is_ok());
+    panic!("five attempts stalled for a whole TTL between touches");
 }
 
 // recovery
