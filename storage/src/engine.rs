@@ -121,6 +121,16 @@ impl Engine {
             let generation = s.live.lock().kv.generation;
             crate::state::spawn_builder(Arc::clone(&shared), tx.clone(), s, generation);
         }
+        let orphans = crate::fork::orphans(shared.streams.read().values());
+        for (name, id) in orphans {
+            let (reply, rx) = oneshot::channel();
+            tx.send_blocking(Command::Delete {
+                name,
+                only_id: Some(id),
+                reply: Some(reply),
+            });
+            futures::executor::block_on(rx).unwrap_or(Err(Error::ShutDown))?;
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 shared,

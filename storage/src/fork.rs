@@ -318,10 +318,10 @@ pub(crate) fn pins_name(s: &StreamState, now: u64) -> bool {
     l.soft_deleted || (l.children > 0 && s.is_expired(now))
 }
 
-/// Called by the commit thread after a hard delete of `s`: drops its
-/// reference on its parent and returns the parent (name and id) when it is
-/// soft-deleted and nothing reads it any more, to be deleted in turn.
-pub(crate) fn release_parent(shared: &Shared, s: &StreamState) -> Option<(String, u64)> {
+/// The parent `s` was forked from, if it still stands, and whether `s` is
+/// the last fork keeping it (soft-deleted and with no other child): then a
+/// hard delete of `s` collects the parent too.
+pub(crate) fn parent_of(shared: &Shared, s: &StreamState) -> Option<(Arc<StreamState>, bool)> {
     let link = s.live.lock().fork.clone()?;
     let parent = shared
         .streams
@@ -329,9 +329,26 @@ pub(crate) fn release_parent(shared: &Shared, s: &StreamState) -> Option<(String
         .get(link.parent_name.as_str())
         .cloned();
     let p = parent.filter(|p| p.id == link.parent_id)?;
-    let mut l = p.live.lock();
-    l.children = l.children.saturating_sub(1);
-    (l.children == 0 && l.soft_deleted).then(|| (link.parent_name.clone(), p.id))
+    let last = {
+        let l = p.live.lock();
+        l.children <= 1 && l.soft_deleted
+    };
+    Some((p, last))
+}
+
+/// Soft-deleted streams no fork reads any more (left by a crash between a
+/// fork's delete and its parent's collection, before both were one write):
+/// the engine deletes them when it opens.
+pub(crate) fn orphans<'a>(
+    streams: impl Iterator<Item = &'a Arc<StreamState>>,
+) -> Vec<(String, u64)> {
+    streams
+        .filter(|s| {
+            let l = s.live.lock();
+            l.soft_deleted && l.children == 0
+        })
+        .map(|s| (s.name.to_string(), s.id))
+        .collect()
 }
 
 /// Attaches fork links and soft-delete marks to recovered streams.

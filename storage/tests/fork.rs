@@ -129,10 +129,12 @@ fn soft_delete_keeps_data_until_the_last_fork_goes() {
         e.delete_stream("mid").unwrap();
         assert_eq!(e.head("src").unwrap_err(), Error::Gone);
         assert_eq!(e.delete_stream("mid").unwrap_err(), Error::Gone);
+        // The name is reserved, and the error says so (not "a different
+        // configuration").
         assert_eq!(
             e.create_stream("src", StreamConfig::new("text/plain"))
                 .unwrap_err(),
-            Error::ConfigConflict
+            Error::NameReserved
         );
         assert_eq!(
             fork(&e, "other", "src", None, SubOffset::None),

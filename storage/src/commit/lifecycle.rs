@@ -20,6 +20,7 @@ use crate::keys::{
 use crate::meta::{StreamConfig, StreamMeta};
 use crate::record::Record;
 use crate::state::{self, StateMode, StateStatus};
+use crate::stream::StreamState;
 
 impl Committer {
     pub(super) fn create(
@@ -166,8 +167,8 @@ impl Committer {
 
     /// Deletes a stream. One that forks still read is soft-deleted (gone by
     /// name, data kept); a hard delete releases the stream's parent, which
-    /// is collected in turn when it was soft-deleted and this was its last
-    /// fork.
+    /// is collected in the same write when it was soft-deleted and this was
+    /// its last fork (and so on up the chain).
     pub(crate) fn delete(&mut self, name: &str, only_id: Option<u64>) -> Result<()> {
         let Some(s) = self.shared.streams.read().get(name).cloned() else {
             return Err(Error::NotFound);
@@ -189,22 +190,36 @@ impl Committer {
             }
             return Ok(());
         }
-        let mut wb = WriteBatch::default();
-        wb.delete_cf(self.shared.cf(CF_STREAMS), name.as_bytes());
-        let (lo, hi) = stream_range(s.id);
-        for cf in PER_STREAM_CFS {
-            wb.delete_range_cf(self.shared.cf(cf), lo, hi);
-        }
-        let mut w = Write::new(wb);
-        w.marks.push(Mark::Deleted(Arc::clone(&s)));
-        w.effects.push(Effect::Deleted(Arc::clone(&s)));
-        self.write(w)?;
-        if let Some((parent, id)) = fork::release_parent(&self.shared, &s) {
-            if let Err(e) = self.delete(&parent, Some(id)) {
-                tracing::warn!(stream = %parent, error = %e, "collecting a soft-deleted stream failed");
+        // The stream and every soft-deleted ancestor it was the last fork
+        // of go in one write: a crash cannot leave an ancestor that nothing
+        // reads but nothing can delete either.
+        let mut w = Write::new(WriteBatch::default());
+        let mut victim = s;
+        loop {
+            self.stage_hard_delete(&mut w, &victim);
+            let Some((parent, last)) = fork::parent_of(&self.shared, &victim) else {
+                break;
+            };
+            if last {
+                victim = parent;
+            } else {
+                w.effects.push(Effect::Released(parent));
+                break;
             }
         }
+        self.write(w)?;
         Ok(())
+    }
+
+    /// Adds the removal of `s` and every key it owns to `w`.
+    fn stage_hard_delete(&self, w: &mut Write, s: &Arc<StreamState>) {
+        w.wb.delete_cf(self.shared.cf(CF_STREAMS), s.name.as_bytes());
+        let (lo, hi) = stream_range(s.id);
+        for cf in PER_STREAM_CFS {
+            w.wb.delete_range_cf(self.shared.cf(cf), lo, hi);
+        }
+        w.marks.push(Mark::Deleted(Arc::clone(s)));
+        w.effects.push(Effect::Deleted(Arc::clone(s)));
     }
 
     /// Ends every live follower: no batch will be published any more.

@@ -58,6 +58,8 @@ pub(crate) enum Effect {
     SoftDeleted(Arc<StreamState>),
     /// A stream and its keys are gone.
     Deleted(Arc<StreamState>),
+    /// A fork of this stream was deleted: one child fewer.
+    Released(Arc<StreamState>),
     /// A trim dropped `[from, to)` of a stream's `wal` keys.
     Trimmed {
         stream: Arc<StreamState>,
@@ -226,6 +228,10 @@ impl Committer {
                 }
                 hub::end_all_deleted(&mut s.live.lock());
                 shared.touch.note_changed();
+            }
+            Effect::Released(p) => {
+                let mut l = p.live.lock();
+                l.children = l.children.saturating_sub(1);
             }
             Effect::Trimmed { stream, from, to } => {
                 // Cached copies of the dropped batches are unreachable
