@@ -413,3 +413,60 @@ async fn quic_connections_are_capped() {
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
+
+/// Finding 8: a huge `Stream-Seq` is refused before it is stored, and a
+/// regression's 409 prints the sequences as text, briefly; finding 6:
+/// expiry times that would not read back as written are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn sequences_and_expiry_times_are_bounded_and_round_trip() {
+    let s = Server::start(config()).await;
+    create(&s, "seq", "text/plain").await;
+    let post = |seq: String| {
+        let s = &s;
+        async move {
+            s.send(
+                Method::POST,
+                "/v1/stream/seq",
+                &[("content-type", "text/plain"), ("stream-seq", &seq)],
+                bytes::Bytes::from_static(b"x"),
+            )
+            .await
+        }
+    };
+    let huge = "9".repeat(100_000);
+    let r = post(huge).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("at most 256"), "{}", r.text());
+    assert_eq!(s.engine.tail("seq").unwrap().0, 0, "nothing was stored");
+    assert_eq!(post("b".repeat(256)).await.status, StatusCode::NO_CONTENT);
+    let r = post("a".into()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.len() < 1024, "a {}-byte 409", r.body.len());
+    assert!(r.text().contains("\"a\""), "{}", r.text());
+
+    for bad in ["9999-12-31T23:59:59-23:59", "2030-06-30T23:59:60Z"] {
+        let r = s
+            .send(
+                Method::PUT,
+                "/v1/stream/exp",
+                &[("content-type", "text/plain"), ("stream-expires-at", bad)],
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+    }
+    let at = "9999-12-31T23:59:59.999Z";
+    let r = s
+        .send(
+            Method::PUT,
+            "/v1/stream/exp",
+            &[("content-type", "text/plain"), ("stream-expires-at", at)],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let head = s
+        .send(Method::HEAD, "/v1/stream/exp", &[], bytes::Bytes::new())
+        .await;
+    assert_eq!(head.header("stream-expires-at"), Some(at));
+}
