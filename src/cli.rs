@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// Address of the HTTP door (Durable Streams protocol), default 127.0.0.1:4437.
     #[arg(long, env = "WEIR_HTTP_ADDR", value_parser = http_addr)]
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Address of the operations door (/metrics, /healthz, /readyz without
+    /// credentials, for scrapers and health checks on a private interface);
+    /// unset: none (the HTTP door serves them, behind its authentication).
+    #[arg(long, env = "WEIR_OPS_ADDR", value_parser = ops_addr)]
+    pub ops_addr: Option<std::net::SocketAddr>,
     /// How long an HTTP long-poll read waits for data, in milliseconds (default 30000).
     #[arg(long, env = "WEIR_LONG_POLL_TIMEOUT_MS")]
     pub long_poll_timeout_ms: Option<u64>,
@@ -97,6 +102,10 @@ fn socket_addr(s: &str, source: &str) -> Result<std::net::SocketAddr, String> {
 
 fn http_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     socket_addr(s, "--http-addr or WEIR_HTTP_ADDR")
+}
+
+fn ops_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    socket_addr(s, "--ops-addr or WEIR_OPS_ADDR")
 }
 
 fn quic_addr(s: &str) -> Result<std::net::SocketAddr, String> {

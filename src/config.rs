@@ -161,6 +161,9 @@ pub struct HttpSection {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS.
     pub tls_key: Option<PathBuf>,
+    /// Address of the operations door (`/metrics`, `/healthz`, `/readyz`
+    /// without authentication), if any.
+    pub ops_addr: Option<SocketAddr>,
 }
 
 impl Default for HttpSection {
@@ -178,6 +181,7 @@ impl Default for HttpSection {
             tls: false,
             tls_cert: None,
             tls_key: None,
+            ops_addr: None,
         }
     }
 }
@@ -246,6 +250,9 @@ impl Config {
         }
         if let Some(a) = args.http_addr {
             c.http.addr = a;
+        }
+        if let Some(a) = args.ops_addr {
+            c.http.ops_addr = Some(a);
         }
         if let Some(t) = args.long_poll_timeout_ms {
             c.http.long_poll_timeout_ms = t;

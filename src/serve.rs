@@ -63,10 +63,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let http = weir_net::http::serve(
+        let ops = match config.http.ops_addr {
+            None => None,
+            Some(a) => {
+                let l = tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding the operations door to {a}"))?;
+                tracing::info!(addr = %l.local_addr()?, "operations door listening (/metrics, /healthz, /readyz)");
+                Some(l)
+            }
+        };
+        let http = weir_net::http::serve_with_ops(
             engine.clone(),
             http_config,
             listener,
+            ops,
             stopped(stop_rx.clone()),
         );
         let quic = quic.run(stopped(stop_rx));

@@ -27,6 +27,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with_ops(engine, config, listener, None, shutdown).await
+}
+
+/// [`serve`], with the operations routes (`/metrics`, `/healthz`,
+/// `/readyz`) also served on `ops`, without authentication (see `ops.rs`).
+pub async fn serve_with_ops(
+    engine: Engine,
+    config: HttpConfig,
+    listener: TcpListener,
+    ops: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     if let Some(cc) = &config.tcp_congestion {
         // A tuning: an unprivileged process may not be allowed the
         // algorithm (`net.ipv4.tcp_allowed_congestion_control`).
@@ -51,6 +63,7 @@ pub async fn serve(
     let (drain, mut drained) = mpsc::channel::<()>(1);
     let _sampler = AbortOnDrop(tokio::spawn(sample_loop_lag(ctx.engine.clone())));
     let _feed = AbortOnDrop(super::subscriptions::watch_commits(&ctx.subs, &ctx.engine));
+    let _ops = ops.map(|l| AbortOnDrop(tokio::spawn(super::ops::serve(Arc::clone(&ctx), l))));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
