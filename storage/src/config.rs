@@ -45,6 +45,11 @@ pub struct EngineConfig {
     pub follower_queue: usize,
     /// Byte budget of one catch-up read issued by a follower.
     pub follower_read_bytes: usize,
+    /// Stored batches of at least this many bytes go to RocksDB blob files
+    /// instead of the `wal` column family's SST blocks (0: never), so one
+    /// client's large appends do not make reads of other streams
+    /// decompress and checksum huge blocks.
+    pub blob_min_bytes: usize,
     /// Threads that run followers' and the doors' storage reads (so that
     /// async runtime threads never wait on RocksDB); also the most such
     /// reads that run at once.
@@ -80,6 +85,7 @@ impl Default for EngineConfig {
             follower_queue: 1024,
             follower_read_bytes: 1 << 20,
             read_threads: 4,
+            blob_min_bytes: 64 << 10,
             expiry_interval: Duration::from_secs(1),
             block_cache_bytes: 256 << 20,
             file_cache_bytes: 2 << 30,

@@ -176,12 +176,7 @@ impl Engine {
             let internal = usize::from(map.contains_key(crate::touch::LIVE_METRICS_STREAM));
             ((map.len() - internal) as u64, state as u64)
         };
-        let prop = |name: &str| -> u64 {
-            ALL_CFS
-                .iter()
-                .filter_map(|cf| sh.db.property_int_value_cf(sh.cf(cf), name).ok().flatten())
-                .sum()
-        };
+        let prop = |name: &str| self.rocksdb_property_sum(name);
         crate::stats::EngineStats {
             appends: sh.stats.appends.load(Relaxed),
             records: sh.stats.records.load(Relaxed),
@@ -207,6 +202,27 @@ impl Engine {
     /// caller alike, in commit order. See [`CommitHook`] for its rules.
     pub fn on_commit(&self, hook: CommitHook) {
         self.inner.shared.hooks.write().push(hook);
+    }
+
+    /// A RocksDB integer property (`rocksdb.num-blob-files`, say) summed
+    /// over the engine's column families; 0 for one RocksDB does not know.
+    pub fn rocksdb_property_sum(&self, name: &str) -> u64 {
+        let sh = &self.inner.shared;
+        ALL_CFS
+            .iter()
+            .filter_map(|cf| sh.db.property_int_value_cf(sh.cf(cf), name).ok().flatten())
+            .sum()
+    }
+
+    /// Flushes every column family's memtable to files (the data is durable
+    /// already; this only moves it out of the write-ahead log, as before a
+    /// file-level backup).
+    pub fn flush(&self) -> Result<()> {
+        let sh = &self.inner.shared;
+        for cf in ALL_CFS {
+            sh.db.flush_cf(sh.cf(cf))?;
+        }
+        Ok(())
     }
 
     /// The configuration the engine was opened with.
@@ -525,7 +541,17 @@ fn open_db(path: &Path, config: &EngineConfig) -> Result<DB> {
         .iter()
         .map(|name| {
             let wb = if *name == CF_WAL { 128 << 20 } else { 16 << 20 };
-            ColumnFamilyDescriptor::new(*name, cf_opts(wb))
+            let mut o = cf_opts(wb);
+            if *name == CF_WAL && config.blob_min_bytes > 0 {
+                // Large batches live in blob files: an SST block then holds
+                // only small values and blob references, whatever one
+                // client appends (issue 16, finding 2).
+                o.set_enable_blob_files(true);
+                o.set_min_blob_size(config.blob_min_bytes as u64);
+                o.set_blob_compression_type(DBCompressionType::Lz4);
+                o.set_enable_blob_gc(true);
+            }
+            ColumnFamilyDescriptor::new(*name, o)
         })
         .collect();
     let mut opts = Options::default();
