@@ -68,6 +68,11 @@ async fn metrics_count_records_and_requests() {
         1.0,
         "the scrape in flight is counted after it is answered"
     );
+    // Process figures, read from /proc at scrape time.
+    assert!(sample(&after, "weir_process_resident_memory_bytes") > 1e6);
+    assert!(sample(&after, "weir_process_open_fds") >= 3.0);
+    assert!(sample(&after, "weir_process_threads") >= 2.0);
+    assert!(sample(&after, "weir_process_cpu_seconds_total") > 0.0);
     // A refused request counts under its class, and no stream name leaks into labels.
     s.send(Method::POST, "/v1/stream/m", json, "not json").await;
     let last = s.send(Method::GET, "/metrics", &[], "").await.text();

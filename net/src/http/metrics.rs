@@ -48,6 +48,7 @@ impl Metrics {
             requests.clone(),
         );
         registry.register_collector(Box::new(EngineCollector { engine }));
+        registry.register_collector(Box::new(super::process::ProcessCollector));
         Arc::new(Metrics { registry, requests })
     }
 

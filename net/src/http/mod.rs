@@ -33,6 +33,7 @@ mod long_poll;
 mod metrics;
 mod offsets;
 mod ops;
+mod process;
 mod profile;
 mod query;
 mod read;
