@@ -7,11 +7,11 @@
 //   node touchbench.mjs waiters --port P --pid PID [--waiters 10000 --secs 20 --warmup 5 --rate 1000 ...]
 //   node touchbench.mjs append  --port P --pid PID --case plain|state|touch|touchhot [--appenders 32 --batch 10 --secs 8]
 //   node touchbench.mjs streams --port P --pid PID [--streams 100]
-import { Conn, jreq } from "./lib/http.mjs";
+import { Conn, jreq } from "../lib/http.mjs";
 import { PROFILE_TOUCH, must, createStream, activate, meta, pickMeta } from "./lib/api.mjs";
 import { waitersMode } from "./lib/waiters.mjs";
 import * as K from "./lib/keys.mjs";
-import { parseArgs, sleep, nowMs, cpuSecs, memOf, RssSampler, pct, randInt, coreTimes, coreBusy, foreignTicks, foreignPct } from "./lib/util.mjs";
+import { parseArgs, sleep, nowMs, cpuSecs, memOf, RssSampler, pct, randInt, coreTimes, coreBusy, foreignTicks, foreignPct } from "../lib/util.mjs";
 
 const A = parseArgs(process.argv.slice(2));
 const mode = A._[0];

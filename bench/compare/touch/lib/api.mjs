@@ -1,5 +1,5 @@
 // The HTTP surface Weir and Prisma Streams share, as used by the drivers.
-import { jreq } from "./http.mjs";
+import { jreq } from "../../lib/http.mjs";
 
 export const PROFILE_TOUCH = (touchExtra = {}) => ({
   apiVersion: "durable.streams/profile/v1",

@@ -6,8 +6,8 @@
 // memory. One append is in flight at a time, so change i is record
 // seq0 + i; the tuple of change i is fixed in advance (tupleOf).
 import { workerData, parentPort } from "node:worker_threads";
-import { Conn } from "./http.mjs";
-import { nowAbs, cpuSecs, memOf, nextSeqOf, coreTimes, coreBusy, foreignTicks, foreignPct } from "./util.mjs";
+import { Conn } from "../../lib/http.mjs";
+import { nowAbs, cpuSecs, memOf, nextSeqOf, coreTimes, coreBusy, foreignTicks, foreignPct } from "../../lib/util.mjs";
 
 const d = workerData;
 const tupleOf = new Int32Array(d.tupleOf);

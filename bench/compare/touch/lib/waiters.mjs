@@ -14,10 +14,10 @@
 // client can tell). Latency = answer time - that change's append ack.
 import { Worker } from "node:worker_threads";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { Conn, jreq } from "./http.mjs";
+import { Conn, jreq } from "../../lib/http.mjs";
 import * as K from "./keys.mjs";
 import { PROFILE_TOUCH, must, createStream, activate, meta, parseWait, pickMeta } from "./api.mjs";
-import { sleep, nowAbs, cpuSecs, memOf, nextSeqOf, pct, prng } from "./util.mjs";
+import { sleep, nowAbs, cpuSecs, memOf, nextSeqOf, pct, prng } from "../../lib/util.mjs";
 
 export async function waitersMode(A, out) {
   const num = (k, d) => (A[k] !== undefined ? Number(A[k]) : d);

@@ -1,4 +1,4 @@
-// Shared helpers: argument parsing, server process sampling (/proc), offsets,
+// Helpers shared by the comparison harnesses (touch/, state/): argument parsing, server process sampling (/proc), offsets,
 // percentiles.
 import fs from "node:fs";
 
@@ -163,4 +163,10 @@ export function foreignPct(a, b, secs) {
   let t = 0;
   for (const [pid, v] of b) t += v - (a.get(pid) ?? 0);
   return Math.round(t / secs); // ticks are 1/100 s
+}
+
+// The record number of a Weir HTTP offset ("0000000000000000_0000000000000042" -> 42).
+export function weirOffsetNum(offset) {
+  if (!offset || !/^\d{16}_\d{16}$/.test(offset)) return NaN;
+  return Number(BigInt(offset.replace("_", "")));
 }
