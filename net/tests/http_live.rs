@@ -131,3 +131,50 @@ async fn sse_base64_for_binary_and_closed_end() {
     let last_control = text.rsplit("event: control").next().unwrap();
     assert!(!last_control.contains("streamCursor"), "{text}");
 }
+
+/// Catch-up reads from storage: a long-poll or SSE read from the start of a
+/// stream with data answers that data, never a premature "up to date"
+/// while a storage read is still on its way (the reads run on reader
+/// threads, so a follower that is not ready may just be reading).
+#[tokio::test(flavor = "multi_thread")]
+async fn live_reads_from_history_carry_the_history() {
+    let s = Server::start(HttpConfig::default()).await;
+    let r = s
+        .send(
+            Method::PUT,
+            "/v1/stream/h",
+            &[("content-type", "text/plain")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    for i in 0..3 {
+        let r = s
+            .send(
+                Method::POST,
+                "/v1/stream/h",
+                &[("content-type", "text/plain")],
+                format!("r{i}"),
+            )
+            .await;
+        assert!(r.status.is_success());
+    }
+    let (_, _, text) = s
+        .sse_until(
+            "/v1/stream/h?offset=-1&live=sse",
+            "upToDate",
+            Duration::from_secs(10),
+        )
+        .await;
+    let first_data = text.find("event: data").expect("an SSE data event");
+    let first_up = text.find("upToDate").expect("an up-to-date control");
+    assert!(
+        first_data < first_up,
+        "up to date before the history: {text}"
+    );
+    assert!(text.contains("r0r1r2") || text.contains("r0"), "{text}");
+    let r = s.get("/v1/stream/h?offset=-1&live=long-poll").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), "r0r1r2");
+    assert_eq!(r.header("stream-up-to-date"), Some("true"));
+}

@@ -90,6 +90,12 @@ impl Follower {
         self.next
     }
 
+    /// Whether a catch-up read is in flight: a poll that answered `Pending`
+    /// then did not mean "caught up", only "wait for storage".
+    pub fn is_reading(&self) -> bool {
+        self.reading.is_some()
+    }
+
     /// Name of the followed stream.
     pub fn stream_name(&self) -> &str {
         &self.stream.name

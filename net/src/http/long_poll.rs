@@ -93,7 +93,13 @@ pub async fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&
             let mut up = false;
             let mut closed = false;
             while size < ctx.config.read_budget_bytes {
-                match follower.next().now_or_never() {
+                let next = match follower.next().now_or_never() {
+                    // Nothing ready while a storage read is on its way is
+                    // not "up to date": wait for the read.
+                    None if follower.is_reading() => Some(follower.next().await),
+                    ready => ready,
+                };
+                match next {
                     None => {
                         up = true;
                         break;

@@ -110,7 +110,12 @@ impl SseState {
             loop {
                 let item = match self.carry.take() {
                     Some(item) => Some(item),
-                    None => self.follower.next().now_or_never(),
+                    // Nothing ready is "caught up" only when no storage
+                    // read is on its way.
+                    None => match self.follower.next().now_or_never() {
+                        None if self.follower.is_reading() => Some(self.follower.next().await),
+                        ready => ready,
+                    },
                 };
                 match item {
                     None => {
