@@ -72,7 +72,11 @@ async fn metrics_count_records_and_requests() {
     assert!(sample(&after, "weir_process_resident_memory_bytes") > 1e6);
     assert!(sample(&after, "weir_process_open_fds") >= 3.0);
     assert!(sample(&after, "weir_process_threads") >= 2.0);
-    assert!(sample(&after, "weir_process_cpu_seconds_total") > 0.0);
+    // A young test process may not have used a whole clock tick yet.
+    assert!(
+        after.contains("\nweir_process_cpu_seconds_total "),
+        "{after}"
+    );
     // A refused request counts under its class, and no stream name leaks into labels.
     s.send(Method::POST, "/v1/stream/m", json, "not json").await;
     let last = s.send(Method::GET, "/metrics", &[], "").await.text();
