@@ -55,7 +55,7 @@ struct Sub {
 }
 
 /// What to do after the state lock is released.
-enum Action {
+pub(super) enum Action {
     Deliver {
         id: String,
         url: String,
@@ -444,33 +444,37 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// Called (from the task fed by the engine's commit hook, see
-    /// `watch_commits`) after a stream was created or appended to through
-    /// any door: updates linked tails and opens wakes.
-    pub fn on_stream_changed(self: &Arc<Self>, engine: &Engine, name: &str) {
-        let actions: Vec<Action> = {
-            let mut map = self.lock();
-            if map.is_empty() {
-                return;
-            }
-            let tail = engine.tail(name).map_or(0, |(t, _)| t);
-            map.values_mut()
-                .filter_map(|sub| {
-                    let linked = sub.links.contains_key(name)
-                        || sub.pattern.as_ref().is_some_and(|p| p.matches(name));
-                    if !linked {
-                        return None;
-                    }
-                    let l = sub.links.entry(name.to_string()).or_insert(Link {
-                        explicit: false,
-                        acked: 0,
-                        tail: 0,
-                    });
-                    l.tail = l.tail.max(tail);
-                    sub.maybe_wake()
-                })
-                .collect()
-        };
+    /// Called by the engine's commit hook (see `feed.rs`), on the commit
+    /// thread, once a stream was created or appended to through any door:
+    /// updates linked tails and opens wakes at once (so a wake is open by
+    /// the time the append is acknowledged), and returns the deliveries to
+    /// run, which the feed task runs off the commit thread. Matching is
+    /// linear in the subscriptions and the name (`glob.rs`).
+    pub(super) fn note_changed(&self, name: &str, tail: u64) -> Vec<Action> {
+        let mut map = self.lock();
+        if map.is_empty() {
+            return Vec::new();
+        }
+        map.values_mut()
+            .filter_map(|sub| {
+                let linked = sub.links.contains_key(name)
+                    || sub.pattern.as_ref().is_some_and(|p| p.matches(name));
+                if !linked {
+                    return None;
+                }
+                let l = sub.links.entry(name.to_string()).or_insert(Link {
+                    explicit: false,
+                    acked: 0,
+                    tail: 0,
+                });
+                l.tail = l.tail.max(tail);
+                sub.maybe_wake()
+            })
+            .collect()
+    }
+
+    /// Runs deliveries returned by [`Self::note_changed`].
+    pub(super) fn run_all(self: &Arc<Self>, engine: &Engine, actions: Vec<Action>) {
         for a in actions {
             self.run(engine, Some(a));
         }
