@@ -257,14 +257,7 @@ impl Engine {
 
     /// Looks a live stream up; an expired one counts as absent and is queued for removal.
     pub(crate) fn lookup(&self, name: &str) -> Result<Arc<StreamState>> {
-        let s = self
-            .inner
-            .shared
-            .streams
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or(Error::NotFound)?;
+        let s = self.inner.shared.stream(name).ok_or(Error::NotFound)?;
         if s.is_expired(now_ms()) {
             // Best effort: the reaper removes it when the queue is full.
             let _ = self.inner.tx.try_send(Command::Delete {
@@ -483,7 +476,7 @@ impl Engine {
 
     /// How many followers of `name` are live now (caught up and registered for the next commit).
     pub fn live_followers(&self, name: &str) -> usize {
-        let s = self.inner.shared.streams.read().get(name).cloned();
+        let s = self.inner.shared.stream(name);
         s.map_or(0, |s| s.live.lock().subscribers.len())
     }
 }

@@ -323,11 +323,7 @@ pub(crate) fn pins_name(s: &StreamState, now: u64) -> bool {
 /// hard delete of `s` collects the parent too.
 pub(crate) fn parent_of(shared: &Shared, s: &StreamState) -> Option<(Arc<StreamState>, bool)> {
     let link = s.live.lock().fork.clone()?;
-    let parent = shared
-        .streams
-        .read()
-        .get(link.parent_name.as_str())
-        .cloned();
+    let parent = shared.stream(&link.parent_name);
     let p = parent.filter(|p| p.id == link.parent_id)?;
     let last = {
         let l = p.live.lock();

@@ -69,6 +69,11 @@ impl Shared {
             .expect("column families are created at open")
     }
 
+    /// The stream of that name in the map, if any (expired or not).
+    pub fn stream(&self, name: &str) -> Option<Arc<StreamState>> {
+        self.streams.read().get(name).cloned()
+    }
+
     /// Tells every commit hook what a write changed.
     pub fn announce(&self, committed: &[Committed]) {
         if committed.is_empty() {

@@ -32,7 +32,7 @@ impl Committer {
         close: bool,
     ) -> Result<CreateOutcome> {
         let now = now_ms();
-        let existing = self.shared.streams.read().get(name).cloned();
+        let existing = self.shared.stream(name);
         if let Some(s) = existing {
             if fork::pins_name(&s, now) {
                 return Err(Error::NameReserved);
@@ -114,13 +114,7 @@ impl Committer {
         mode: StateMode,
         profile: Option<String>,
     ) -> Result<StateStatus> {
-        let s = self
-            .shared
-            .streams
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or(Error::NotFound)?;
+        let s = self.shared.stream(name).ok_or(Error::NotFound)?;
         let (closed, seq, old, tail, head) = {
             let l = s.live.lock();
             if l.deleted || l.soft_deleted {
@@ -170,7 +164,7 @@ impl Committer {
     /// is collected in the same write when it was soft-deleted and this was
     /// its last fork (and so on up the chain).
     pub(crate) fn delete(&mut self, name: &str, only_id: Option<u64>) -> Result<()> {
-        let Some(s) = self.shared.streams.read().get(name).cloned() else {
+        let Some(s) = self.shared.stream(name) else {
             return Err(Error::NotFound);
         };
         if only_id.is_some_and(|id| id != s.id) {
@@ -237,10 +231,7 @@ impl Committer {
     fn installed(&self, name: &str) -> CreateOutcome {
         let s = self
             .shared
-            .streams
-            .read()
-            .get(name)
-            .cloned()
+            .stream(name)
             .expect("a stream installed by this thread");
         CreateOutcome {
             created: true,
