@@ -13,6 +13,9 @@
 //!                      key_tag bit 31: tombstone (only with a key)
 //! ```
 
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
@@ -61,16 +64,34 @@ pub fn encoded_len(records: &[Record]) -> usize {
             .sum::<usize>()
 }
 
+/// Where a value derived from a stored batch is kept once computed, shared by
+/// every clone and slice of the batch (see [`Batch::memo`]).
+type MemoSlot = Arc<OnceLock<Arc<dyn Any + Send + Sync>>>;
+
 /// A validated, cheaply clonable view of a contiguous run of records of one
 /// stored batch. Cloning and slicing never copy record bytes.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Batch {
     raw: Bytes,
     base_offset: u64,
     count: u32,
     start: u32,
     end: u32,
+    memo: Option<MemoSlot>,
 }
+
+/// Two batches are equal when they view the same records; the memo is a cache.
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.raw == other.raw
+            && self.base_offset == other.base_offset
+            && self.count == other.count
+            && self.start == other.start
+            && self.end == other.end
+    }
+}
+
+impl Eq for Batch {}
 
 impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +151,7 @@ impl Batch {
             count,
             start: 0,
             end: count,
+            memo: None,
         })
     }
 
@@ -143,7 +165,42 @@ impl Batch {
             count,
             start: 0,
             end: count,
+            memo: None,
         }
+    }
+
+    /// Gives the batch a memo slot that its clones share, so a value derived
+    /// from it (its state changes) is computed once however many
+    /// subscribers receive it. The commit thread does this for state
+    /// streams' batches only: plain streams pay nothing.
+    pub(crate) fn with_memo(mut self) -> Batch {
+        self.memo = Some(Arc::default());
+        self
+    }
+
+    /// The value `init` derives from this stored batch, computed at most once
+    /// for all clones when the batch has a memo slot (else every call
+    /// computes it). `init` must depend only on the stored records.
+    pub(crate) fn memo<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let Some(slot) = &self.memo else {
+            return Arc::new(init());
+        };
+        let mut init = Some(init);
+        let stored = slot.get_or_init(|| Arc::new((init.take().expect("first use"))()));
+        match Arc::clone(stored).downcast::<T>() {
+            Ok(t) => t,
+            // Another type is memoized (so `init` was not run): derive
+            // without keeping it.
+            Err(_) => Arc::new((init.take().expect("not run"))()),
+        }
+    }
+
+    /// Every record of the stored batch, visible or not.
+    pub(crate) fn whole(&self) -> Batch {
+        let mut b = self.clone();
+        b.start = 0;
+        b.end = b.count;
+        b
     }
 
     /// Offset of the first visible record.

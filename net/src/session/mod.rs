@@ -487,6 +487,11 @@ pub async fn signalled(rx: &mut watch::Receiver<bool>) {
     }
 }
 
+/// [`signalled`] for a receiver of its own, to pin once for a loop's life.
+pub(crate) async fn until_signalled(mut rx: watch::Receiver<bool>) {
+    signalled(&mut rx).await
+}
+
 /// The permission and stream a request needs (`None`: connection-level
 /// requests, which need nothing beyond an authenticated session).
 fn permission_of(m: &Message) -> Option<(crate::auth::Permission, &str)> {

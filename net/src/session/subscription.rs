@@ -80,6 +80,11 @@ async fn run<T: Transport>(
     }
     let mut shutdown = s.shutdown_signal();
     let mut closed = s.closed_signal();
+    // The loop's own waits on both signals live as long as the loop: a wait
+    // made afresh each turn would register on (and leave) the shared
+    // notifiers once per delivery.
+    let mut gone = std::pin::pin!(super::until_signalled(s.closed_signal()));
+    let mut down = std::pin::pin!(super::until_signalled(s.shutdown_signal()));
     // A reader that goes away while the stream is quiet must not leave this
     // task (and its follower) waiting for a record that may never come.
     let peer_gone = sink.peer_gone();
@@ -91,9 +96,9 @@ async fn run<T: Transport>(
         let next = tokio::select! {
             biased;
             cmd = stop.recv() => Next::Stop(cmd),
-            () = signalled(&mut closed) => Next::Gone,
+            () = &mut gone => Next::Gone,
             () = &mut peer_gone => Next::Gone,
-            () = signalled(&mut shutdown) => Next::Shutdown,
+            () = &mut down => Next::Shutdown,
             item = follower.next() => Next::Item(item),
         };
         let end = match next {
@@ -126,6 +131,9 @@ async fn run<T: Transport>(
                         // only flow-control credit; it is abandoned only when
                         // the server drains and the grace period is over.
                         let written = tokio::select! {
+                            // The write first: when it is ready at once (the
+                            // usual case) no signal is polled or registered.
+                            biased;
                             r = write => Some(r.is_ok()),
                             () = signalled(&mut closed) => None,
                             () = async {

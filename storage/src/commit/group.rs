@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::keys::{producer_key, wal_key, CF_PRODUCERS, CF_STREAMS, CF_WAL};
 use crate::meta::media_type;
 use crate::producer::{self, ProducerCheck, ProducerState};
-use crate::state::{self, ChunkOutcome, KvStatus};
+use crate::state::{self, ChunkOutcome, KvStatus, StateMode};
 use crate::stream::StreamState;
 
 /// Per-stream state as staged by the appends of the current group.
@@ -180,8 +180,12 @@ impl Committer {
                 &req.records,
                 ops.as_ref(),
             );
-            st.batches
-                .push(Batch::from_encoded(first, Bytes::from(raw)));
+            let published = Batch::from_encoded(first, Bytes::from(raw));
+            st.batches.push(if st.kv.mode == StateMode::None {
+                published
+            } else {
+                published.with_memo()
+            });
             st.next_offset += req.records.len() as u64;
         }
         if req.close {

@@ -16,12 +16,14 @@
 //! - `kv.rs`: key and value layouts of the `kv` column family;
 //! - `view.rs`: consistent reads at one fence (get, scan, snapshots);
 //! - `filter.rs`: the filter language of scans and subscriptions;
+//! - `changes.rs`: a batch's changes, derived once for all subscriptions;
 //! - `build.rs`: building the state of a stream with history;
 //! - `subscribe.rs`: snapshot-then-changes subscriptions;
 //! - `verify.rs`: the offline check of state against log.
 
 mod api;
 mod build;
+mod changes;
 pub(crate) mod filter;
 pub(crate) mod kv;
 mod mode;

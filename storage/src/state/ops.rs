@@ -80,19 +80,48 @@ pub(crate) fn derive_lenient<'a>(
     mode: StateMode,
     records: impl Iterator<Item = (Option<&'a [u8]>, &'a [u8], bool)>,
 ) -> Vec<Op> {
-    let mut ops = Vec::new();
-    for (i, (key, payload, tombstone)) in records.enumerate() {
-        let at = i as u64;
-        let op = match mode {
-            StateMode::None => None,
-            StateMode::Keyed => keyed_op(at, key, tombstone, || Bytes::copy_from_slice(payload)),
-            StateMode::StateProtocol => protocol::parse(payload)
-                .ok()
-                .and_then(|m| protocol_op(at, &m, Bytes::copy_from_slice)),
-        };
-        ops.extend(op);
+    records
+        .enumerate()
+        .filter_map(|(i, (key, payload, tombstone))| {
+            lenient_op(
+                mode,
+                i as u64,
+                key,
+                payload,
+                tombstone,
+                Bytes::copy_from_slice,
+            )
+        })
+        .collect()
+}
+
+/// The change of one stored record (or none, as in [`derive_lenient`]),
+/// with its value sliced out of `payload` instead of copied.
+pub(crate) fn lenient_op_shared(
+    mode: StateMode,
+    at: u64,
+    key: Option<&[u8]>,
+    payload: &Bytes,
+    tombstone: bool,
+) -> Option<Op> {
+    lenient_op(mode, at, key, payload, tombstone, |v| share(payload, v))
+}
+
+fn lenient_op(
+    mode: StateMode,
+    at: u64,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    tombstone: bool,
+    value_of: impl FnOnce(&[u8]) -> Bytes,
+) -> Option<Op> {
+    match mode {
+        StateMode::None => None,
+        StateMode::Keyed => keyed_op(at, key, tombstone, || value_of(payload)),
+        StateMode::StateProtocol => protocol::parse(payload)
+            .ok()
+            .and_then(|m| protocol_op(at, &m, value_of)),
     }
-    ops
 }
 
 fn keyed_op(

@@ -9,23 +9,28 @@
 //! A filtered subscription turns records into membership changes: a row
 //! that starts or keeps matching is an upsert, one that stops matching or is
 //! deleted is a delete, a row that never matched sends nothing. To know
-//! whether a change leaves the set, the subscription remembers the keys of
-//! the rows it has sent (one entry per matching row, up to
-//! [`MAX_TRACKED_MEMBERS`]). A subscription that starts from an offset
+//! whether a change leaves the set, the subscription remembers the rows it
+//! has sent, as 128-bit digests of their keys (16 bytes and a slot of a hash
+//! set per matching row, up to [`MAX_TRACKED_MEMBERS`]; two keys with one
+//! digest, odds below 2^-88 at the cap, would cost only an extra delete of a
+//! row the reader does not hold). The changes a batch carries are derived
+//! once for all subscriptions that receive it (`changes.rs`); each
+//! subscription only evaluates its filter. A subscription that starts from an offset
 //! instead of a snapshot, or outgrows the cap, cannot know what its reader
 //! holds, and sends a delete for every non-matching change: a superset that
 //! a reader applying deletes of absent rows as no-ops gets right.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::Stream;
 
+use super::changes::{member_id, Changes, Kind, MemberId};
 use super::filter::Filter;
 use super::kv::{StateKey, StateRow};
-use super::ops::{self, Op};
-use super::view::{matches, StateSnapshot};
+use super::view::StateSnapshot;
 use super::StateMode;
 use crate::batch::Batch;
 use crate::error::Result;
@@ -111,9 +116,32 @@ pub struct StateSubscription {
     filter: Option<Filter>,
     mode: StateMode,
     chunk_bytes: usize,
-    /// Keys of the rows the reader holds; `None` when unknown.
-    members: Option<HashSet<Vec<u8>>>,
+    /// The rows the reader holds; `None` when unknown.
+    members: Option<Members>,
 }
+
+/// Member ids are digests already: hashing them again would only cost time.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 ids are hashed; this keeps the trait total anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u128(&mut self, id: u128) {
+        self.0 = id as u64;
+    }
+}
+
+type Members = HashSet<MemberId, BuildHasherDefault<IdHasher>>;
 
 impl StateSubscription {
     pub(crate) fn with_snapshot(
@@ -126,7 +154,7 @@ impl StateSubscription {
             phase: Phase::Snapshot(Box::new(snapshot), Some(follower)),
             filter: req.filter.clone(),
             chunk_bytes: chunk(req.chunk_bytes),
-            members: Some(HashSet::new()),
+            members: Some(Members::default()),
         }
     }
 
@@ -150,66 +178,57 @@ impl StateSubscription {
         }
     }
 
-    fn remember(&mut self, key: &StateKey) {
+    fn remember(&mut self, id: MemberId) {
         if let Some(m) = &mut self.members {
             if m.len() >= MAX_TRACKED_MEMBERS {
                 self.members = None; // degrade to the documented superset
             } else {
-                m.insert(key.encode());
+                m.insert(id);
             }
         }
     }
 
     /// Whether a change that does not match must be sent as a delete.
-    fn forget(&mut self, key: &[u8]) -> bool {
+    fn forget(&mut self, id: MemberId) -> bool {
         match &mut self.members {
-            Some(m) => m.remove(key),
+            Some(m) => m.remove(&id),
             None => true,
         }
     }
 
     fn convert(&mut self, filter: &Filter, batch: &Batch) -> Vec<StateChange> {
-        let base = batch.first_offset();
-        let derived = ops::derive_lenient(
-            self.mode,
-            batch.iter().map(|r| (r.key, r.payload, r.tombstone)),
-        );
-        let protocol = self.mode == StateMode::StateProtocol;
+        let changes = Changes::of(batch, self.mode);
         let mut out = Vec::new();
-        for op in derived {
-            match op {
-                Op::Reset { at } => {
+        for e in changes.within(batch) {
+            let offset = e.offset;
+            match &e.kind {
+                Kind::Reset => {
                     if let Some(m) = &mut self.members {
                         m.clear();
                     }
-                    out.push(StateChange::Reset { offset: base + at });
+                    out.push(StateChange::Reset { offset });
                 }
-                Op::Put { at, key, value } => {
-                    let Ok(k) = StateKey::decode(&key, protocol) else {
-                        continue;
-                    };
-                    if matches(filter, &k, &value) {
-                        self.remember(&k);
+                Kind::Put(row) => {
+                    if row.matches(filter) {
+                        self.remember(row.id);
                         out.push(StateChange::Upsert(StateRow {
-                            key: k,
-                            value,
-                            offset: base + at,
+                            key: row.key.clone(),
+                            value: row.value.clone(),
+                            offset,
                         }));
-                    } else if self.forget(&key) {
+                    } else if self.forget(row.id) {
                         out.push(StateChange::Delete {
-                            key: k,
-                            offset: base + at,
+                            key: row.key.clone(),
+                            offset,
                         });
                     }
                 }
-                Op::Delete { at, key } => {
-                    if self.forget(&key) {
-                        if let Ok(k) = StateKey::decode(&key, protocol) {
-                            out.push(StateChange::Delete {
-                                key: k,
-                                offset: base + at,
-                            });
-                        }
+                Kind::Delete { id, key } => {
+                    if self.forget(*id) {
+                        out.push(StateChange::Delete {
+                            key: key.clone(),
+                            offset,
+                        });
                     }
                 }
             }
@@ -253,7 +272,7 @@ impl Stream for StateSubscription {
                     }
                     if this.filter.is_some() {
                         for r in &rows {
-                            this.remember(&r.key);
+                            this.remember(member_id(&r.key.encode()));
                         }
                     }
                     return Poll::Ready(Some(Ok(StateEvent::Snapshot(rows))));
