@@ -46,7 +46,7 @@ pub(crate) async fn dispatch<T: Transport>(
                     Err(e) => failed(&e),
                 }
             };
-            finish(s, id, reply, fut).await;
+            Box::pin(finish(s, id, reply, fut)).await;
         }
         Message::Delete(d) => {
             let fut = async move {
@@ -55,7 +55,7 @@ pub(crate) async fn dispatch<T: Transport>(
                     Err(e) => failed(&e),
                 }
             };
-            finish(s, id, reply, fut).await;
+            Box::pin(finish(s, id, reply, fut)).await;
         }
         Message::Append(a) => {
             let req = AppendRequest {
@@ -99,13 +99,15 @@ pub(crate) async fn dispatch<T: Transport>(
                 s.done(id);
             });
         }
-        Message::Subscribe(sub) => subscription::start(s, id, sub, reply).await,
-        Message::Unsubscribe(u) => unsubscribe(s, id, u.subscription, reply).await,
-        Message::Get(g) => state::get(s, id, g, reply).await,
-        Message::Scan(sc) => state::scan(s, id, sc, reply).await,
-        Message::SubscribeState(sub) => state::start(s, id, sub, reply).await,
-        Message::Wait(w) => touch::wait(s, id, w, reply).await,
-        Message::ActivateTemplates(a) => touch::activate(s, id, a, reply).await,
+        // The rarer requests run boxed: inline, the largest of their
+        // futures would size every connection's task, idle or not.
+        Message::Subscribe(sub) => Box::pin(subscription::start(s, id, sub, reply)).await,
+        Message::Unsubscribe(u) => Box::pin(unsubscribe(s, id, u.subscription, reply)).await,
+        Message::Get(g) => Box::pin(state::get(s, id, g, reply)).await,
+        Message::Scan(sc) => Box::pin(state::scan(s, id, sc, reply)).await,
+        Message::SubscribeState(sub) => Box::pin(state::start(s, id, sub, reply)).await,
+        Message::Wait(w) => Box::pin(touch::wait(s, id, w, reply)).await,
+        Message::ActivateTemplates(a) => Box::pin(touch::activate(s, id, a, reply)).await,
         // Hello and Ping are answered before admission; replies never get here.
         _ => s.done(id),
     }

@@ -17,6 +17,9 @@ use weir_storage::Engine;
 use super::WsConfig;
 use crate::http::Slots;
 
+/// Bytes read from a WebSocket's socket at a time (see `upgrade`).
+const WS_READ_BUFFER: usize = 4 << 10;
+
 /// Why an upgrade request was refused: the HTTP answer to send instead.
 #[derive(Debug)]
 pub struct Refused {
@@ -134,7 +137,12 @@ pub fn accept(
         let max = config.max_message();
         // Frames and messages above the limit are refused from their header,
         // so a peer cannot make the server buffer an announced size.
+        // tungstenite's default 128 KiB read buffer is zero-filled before
+        // every socket read: 128 KiB resident per idle connection and a
+        // 128 KiB memset per small message. A large message reserves its
+        // full length anyway, so only the read size shrinks.
         let ws_config = WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER)
             .max_message_size(Some(max))
             .max_frame_size(Some(max));
         let ws =
