@@ -4,9 +4,10 @@
 //! API ([`http`]), and Weir's binary protocol ([`proto`], served by
 //! [`session`]) over QUIC ([`quic`]) and WebSocket ([`ws`], on the HTTP port).
 
-/// A Rust client of the binary protocol over QUIC.
 pub mod auth;
+/// A Rust client of the binary protocol over QUIC.
 pub mod client;
+pub mod door_metrics;
 pub mod http;
 /// Weir's binary protocol as a sans-IO codec: frames, messages and their encoding.
 pub mod proto;

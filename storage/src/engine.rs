@@ -94,6 +94,7 @@ impl Engine {
             touch: crate::touch::Hub::new(),
             reclaim: crate::reclaim::Reclaim::default(),
             reads: crate::read_pool::ReadPool::start(config_read_threads)?,
+            extensions: Mutex::new(Vec::new()),
             hooks: RwLock::new(Vec::new()),
             #[cfg(test)]
             fail_writes: Default::default(),
@@ -166,15 +167,22 @@ impl Engine {
     pub fn stats(&self) -> crate::stats::EngineStats {
         use std::sync::atomic::Ordering::Relaxed;
         let sh = &self.inner.shared;
-        let (streams, state_streams) = {
+        let (streams, state_streams, live_followers) = {
             let map = sh.streams.read();
-            let state = map
-                .values()
-                .filter(|s| s.live.lock().kv.mode != StateMode::None)
-                .count();
+            let mut state = 0;
+            let mut followers = 0;
+            for s in map.values() {
+                let live = s.live.lock();
+                state += usize::from(live.kv.mode != StateMode::None);
+                followers += live.subscribers.len();
+            }
             // The internal `live.metrics` stream is not counted, as it is not listed.
             let internal = usize::from(map.contains_key(crate::touch::LIVE_METRICS_STREAM));
-            ((map.len() - internal) as u64, state as u64)
+            (
+                (map.len() - internal) as u64,
+                state as u64,
+                followers as u64,
+            )
         };
         let prop = |name: &str| self.rocksdb_property_sum(name);
         crate::stats::EngineStats {
@@ -194,6 +202,17 @@ impl Engine {
             write_stalled: (prop("rocksdb.is-write-stopped")
                 + prop("rocksdb.actual-delayed-write-rate")
                 > 0) as u64,
+            // One cache serves every column family: read it once.
+            block_cache_bytes: sh
+                .db
+                .property_int_value("rocksdb.block-cache-usage")
+                .ok()
+                .flatten()
+                .unwrap_or(0),
+            records_delivered: sh.stats.delivered.load(Relaxed),
+            follower_fallbacks: sh.stats.fallbacks.load(Relaxed),
+            live_followers,
+            state_subscriptions: sh.stats.state_subscriptions.load(Relaxed),
         }
     }
 
@@ -472,6 +491,20 @@ impl Engine {
     pub fn follow(&self, name: &str, from: FollowFrom) -> Result<Follower> {
         let s = self.lookup(name)?;
         Follower::new(Arc::clone(&self.inner.shared), s, from)
+    }
+
+    /// The engine's one value of type `T`, created with `T::default()` on
+    /// first use and shared by every clone of the engine: how the doors
+    /// serving one engine share per-server state (their metrics) without
+    /// the engine knowing what they keep.
+    pub fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut all = self.inner.shared.extensions.lock();
+        if let Some(t) = all.iter().find_map(|e| Arc::clone(e).downcast::<T>().ok()) {
+            return t;
+        }
+        let t = Arc::new(T::default());
+        all.push(Arc::clone(&t) as Arc<dyn std::any::Any + Send + Sync>);
+        t
     }
 
     /// How many followers of `name` are live now (caught up and registered for the next commit).

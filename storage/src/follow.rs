@@ -56,6 +56,10 @@ pub struct Follower {
 type Reading = Pin<Box<dyn std::future::Future<Output = Result<Vec<Batch>>> + Send>>;
 
 impl Follower {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     pub(crate) fn new(
         shared: Arc<Shared>,
         stream: Arc<StreamState>,
@@ -184,6 +188,10 @@ impl Stream for Follower {
         }
         loop {
             if let Some(b) = this.pending.pop_front() {
+                this.shared
+                    .stats
+                    .delivered
+                    .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 return Poll::Ready(Some(Ok(b)));
             }
             let Some(sub) = this.sub.clone() else {
@@ -223,6 +231,7 @@ impl Stream for Follower {
                 continue;
             }
             if sub.lagged.load(Ordering::Acquire) {
+                this.shared.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
                 this.sub = None; // the hub already removed it; catch up from storage
                 continue;
             }

@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     pub reads: crate::read_pool::ReadPool,
     /// Called after every write that changed streams (see [`CommitHook`]).
     pub hooks: RwLock<Vec<CommitHook>>,
+    /// Values the engine's users attach to it, one per type (see
+    /// [`crate::Engine::extension`]).
+    pub extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
     /// Fault injection for tests: every write fails while set.
     #[cfg(test)]
     pub fail_writes: std::sync::atomic::AtomicBool,

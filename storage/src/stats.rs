@@ -85,6 +85,12 @@ pub(crate) struct Stats {
     pub failed_groups: AtomicU64,
     pub group_size: Histogram<11>,
     pub write_seconds: Histogram<12>,
+    /// Records handed to followers' readers (every door and in-process).
+    pub delivered: AtomicU64,
+    /// Followers that overflowed their live queue and went back to storage.
+    pub fallbacks: AtomicU64,
+    /// State subscriptions open now.
+    pub state_subscriptions: AtomicU64,
 }
 
 impl Stats {
@@ -97,6 +103,9 @@ impl Stats {
             failed_groups: AtomicU64::new(0),
             group_size: Histogram::new(&GROUP_SIZE_BOUNDS),
             write_seconds: Histogram::new(&WRITE_SECONDS_BOUNDS),
+            delivered: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            state_subscriptions: AtomicU64::new(0),
         }
     }
 }
@@ -132,4 +141,14 @@ pub struct EngineStats {
     pub pending_compaction_bytes: u64,
     /// RocksDB: whether writes are being stopped or delayed now (0 or 1).
     pub write_stalled: u64,
+    /// RocksDB: bytes held by the block cache.
+    pub block_cache_bytes: u64,
+    /// Records handed to followers' readers, over every door and in-process.
+    pub records_delivered: u64,
+    /// Followers that fell behind their live queue and went back to storage.
+    pub follower_fallbacks: u64,
+    /// Followers in streams' live sets now.
+    pub live_followers: u64,
+    /// State subscriptions open now.
+    pub state_subscriptions: u64,
 }

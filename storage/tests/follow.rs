@@ -183,6 +183,14 @@ async fn a_follower_whose_queue_overflows_still_gets_every_record_in_order() {
     // Every payload is unique, so exactly-once also means no repeated payload.
     let distinct: HashSet<_> = got.iter().map(|(_, p)| p.clone()).collect();
     assert_eq!(distinct.len(), got.len());
+    // What operators see of it: the overflows, and every record delivered
+    // to both followers.
+    let stats = e.stats();
+    assert!(
+        stats.follower_fallbacks > 0,
+        "the stalls overflowed nothing"
+    );
+    assert_eq!(stats.records_delivered, 2 * all.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,7 @@ use weir_storage::{Engine, HistogramSnapshot};
 
 use super::body::full;
 use super::reply::Reply;
+use crate::door_metrics::{Door, DoorCounters, DoorMetrics, SubscriptionKind};
 
 /// Path of the exposition.
 pub const PATH: &str = "/metrics";
@@ -94,7 +95,7 @@ impl std::fmt::Debug for EngineCollector {
 impl Collector for EngineCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.engine.stats();
-        let counters: [(&str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 7] = [
             ("appends", "append requests committed", s.appends),
             ("records_appended", "records committed", s.records),
             ("appended_bytes", "stored record bytes committed", s.bytes),
@@ -104,12 +105,22 @@ impl Collector for EngineCollector {
                 "commit groups whose write failed",
                 s.failed_groups,
             ),
+            (
+                "records_delivered",
+                "records handed to followers (subscriptions, live reads) on every door",
+                s.records_delivered,
+            ),
+            (
+                "follower_fallbacks",
+                "followers that overflowed their live queue and read on from storage",
+                s.follower_fallbacks,
+            ),
         ];
         for (name, help, v) in counters {
             let m = ConstCounter::new(v);
             m.encode(enc.encode_descriptor(name, help, None, m.metric_type())?)?;
         }
-        let gauges: [(&str, &str, Option<Unit>, u64); 7] = [
+        let gauges: [(&str, &str, Option<Unit>, u64); 10] = [
             (
                 "commit_queue_depth",
                 "requests waiting for the commit thread",
@@ -147,11 +158,30 @@ impl Collector for EngineCollector {
                 None,
                 s.write_stalled,
             ),
+            (
+                "rocksdb_block_cache",
+                "bytes held by RocksDB's block cache",
+                Some(Unit::Bytes),
+                s.block_cache_bytes,
+            ),
+            (
+                "followers_live",
+                "followers caught up and registered for the next commit",
+                None,
+                s.live_followers,
+            ),
+            (
+                "state_subscriptions",
+                "state subscriptions open (snapshot then changes), every door",
+                None,
+                s.state_subscriptions,
+            ),
         ];
         for (name, help, unit, v) in gauges {
             let m = ConstGauge::new(v as i64);
             m.encode(enc.encode_descriptor(name, help, unit.as_ref(), m.metric_type())?)?;
         }
+        doors(&mut enc, &DoorMetrics::of(&self.engine))?;
         histogram(
             &mut enc,
             "commit_group_size",
@@ -167,6 +197,84 @@ impl Collector for EngineCollector {
             &s.write_seconds,
         )
     }
+}
+
+/// How one per-door figure is read.
+type DoorFigure = fn(&DoorCounters) -> u64;
+
+/// The binary doors' figures, labelled by door (and request or error kind,
+/// from fixed tables).
+fn doors(enc: &mut DescriptorEncoder, m: &DoorMetrics) -> Result<(), std::fmt::Error> {
+    let per_door: [(&str, &str, MetricType, DoorFigure); 5] = [
+        (
+            "binary_connections",
+            "binary-protocol connections open",
+            MetricType::Gauge,
+            |c| c.connections_open(),
+        ),
+        (
+            "binary_connections_accepted",
+            "binary-protocol connections accepted",
+            MetricType::Counter,
+            |c| c.connections_total(),
+        ),
+        (
+            "binary_subscriptions",
+            "record subscriptions open",
+            MetricType::Gauge,
+            |c| c.subscriptions_open(SubscriptionKind::Records),
+        ),
+        (
+            "binary_state_subscriptions",
+            "state subscriptions open",
+            MetricType::Gauge,
+            |c| c.subscriptions_open(SubscriptionKind::State),
+        ),
+        (
+            "binary_send_buffer_bytes",
+            "encoded frames waiting for the transport, bytes",
+            MetricType::Gauge,
+            |c| c.send_buffer_bytes(),
+        ),
+    ];
+    for (name, help, kind, get) in per_door {
+        let mut family = enc.encode_descriptor(name, help, None, kind)?;
+        for door in Door::ALL {
+            let labels = [("door", door.label())];
+            let v = get(m.door(door));
+            if matches!(kind, MetricType::Counter) {
+                ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
+            } else {
+                ConstGauge::new(v as i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    let mut family = enc.encode_descriptor(
+        "binary_requests",
+        "binary-protocol request frames received, by door and request",
+        None,
+        MetricType::Counter,
+    )?;
+    for door in Door::ALL {
+        for (request, n) in m.door(door).requests() {
+            let labels = [("door", door.label()), ("request", request)];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let mut family = enc.encode_descriptor(
+        "binary_errors",
+        "binary-protocol Error frames sent, by door and error code (PROTOCOL.md)",
+        None,
+        MetricType::Counter,
+    )?;
+    for door in Door::ALL {
+        for (code, n) in m.door(door).errors() {
+            let code = code.to_string();
+            let labels = [("door", door.label()), ("code", code.as_str())];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 fn histogram(

@@ -55,7 +55,9 @@ pub(super) async fn handle(incoming: quinn::Incoming, ctx: Ctx) {
         conn.close(VarInt::from_u32(codes::BAD_ALPN), b"ALPN weir/1 required");
         return;
     }
-    let stats = Arc::new(ConnStats::default());
+    let stats = Arc::new(ConnStats::for_door(Arc::clone(
+        crate::door_metrics::DoorMetrics::of(&ctx.engine).door(crate::door_metrics::Door::Quic),
+    )));
     ctx.registry
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -126,6 +126,8 @@ pub struct Session<T: Transport> {
     /// Turned true when the connection is gone, so subscription tasks that
     /// wait for new records end too.
     closed: watch::Sender<bool>,
+    /// Keeps the door's open-connections gauge up for the session's life.
+    _open: Option<crate::door_metrics::Gauge>,
 }
 
 impl<T: Transport> Session<T> {
@@ -139,6 +141,7 @@ impl<T: Transport> Session<T> {
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Session {
+            _open: stats.connection(),
             engine,
             config,
             transport,
@@ -250,8 +253,8 @@ impl<T: Transport> Session<T> {
         request_id: u32,
         message: Message,
     ) -> Result<(), SinkClosed> {
-        if matches!(message, Message::Error(_)) {
-            self.stats.error_out();
+        if let Message::Error(e) = &message {
+            self.stats.error_out(e.kind.code());
         }
         let frame = Frame::new(request_id, message);
         match self.encoder().encode(&frame) {
@@ -294,6 +297,7 @@ impl<T: Transport> Session<T> {
         self.stats.frame_in();
         let id = frame.request_id;
         let opcode = frame.message.opcode() as u8;
+        self.stats.request(opcode);
         let (greeted, version) = {
             let mut s = self.lock();
             s.last_activity = Instant::now();

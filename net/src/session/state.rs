@@ -256,6 +256,9 @@ async fn run<T: Transport>(
         }
     };
     drop(reply);
+    let _open = s
+        .stats
+        .subscription(crate::door_metrics::SubscriptionKind::State);
     if s.send(
         &mut sink,
         id,

@@ -70,6 +70,9 @@ async fn run<T: Transport>(
     // The request's channel is not needed any more: release it so that a
     // transport can end it once its other requests are answered.
     drop(reply);
+    let _open = s
+        .stats
+        .subscription(crate::door_metrics::SubscriptionKind::Records);
     let fence = follower.fence();
     if s.send(&mut sink, id, Message::Subscribed(Subscribed { fence }))
         .await

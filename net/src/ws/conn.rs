@@ -76,7 +76,9 @@ pub(super) async fn serve(
     token: Option<String>,
 ) {
     let (write, mut read) = ws.split();
-    let stats = Arc::new(ConnStats::default());
+    let stats = Arc::new(ConnStats::for_door(Arc::clone(
+        crate::door_metrics::DoorMetrics::of(&engine).door(crate::door_metrics::Door::Ws),
+    )));
     let (shared, rx) = Shared::new(
         config.send_buffer_bytes,
         Arc::clone(&stats),

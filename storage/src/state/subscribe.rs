@@ -23,6 +23,8 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -35,6 +37,7 @@ use super::StateMode;
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::follow::Follower;
+use crate::shared::Shared;
 
 /// Most row keys a filtered subscription remembers (see the module docs).
 pub const MAX_TRACKED_MEMBERS: usize = 1 << 20;
@@ -112,6 +115,8 @@ enum Phase {
 
 /// An async stream of [`StateEvent`]s (see [`crate::Engine::subscribe_state`]).
 pub struct StateSubscription {
+    /// Where the open-subscriptions gauge lives (`None`: a stateless reader).
+    shared: Option<Arc<Shared>>,
     phase: Phase,
     filter: Option<Filter>,
     mode: StateMode,
@@ -149,7 +154,10 @@ impl StateSubscription {
         follower: Follower,
         req: &SubscribeState,
     ) -> Self {
+        let shared = Some(Arc::clone(follower.shared()));
+        opened(&shared);
         StateSubscription {
+            shared,
             mode: snapshot.mode(),
             phase: Phase::Snapshot(Box::new(snapshot), Some(follower)),
             filter: req.filter.clone(),
@@ -159,7 +167,10 @@ impl StateSubscription {
     }
 
     pub(crate) fn from_offset(follower: Follower, mode: StateMode, req: &SubscribeState) -> Self {
+        let shared = Some(Arc::clone(follower.shared()));
+        opened(&shared);
         StateSubscription {
+            shared,
             phase: Phase::Follow(follower),
             filter: req.filter.clone(),
             mode,
@@ -237,6 +248,20 @@ impl StateSubscription {
     }
 }
 
+fn opened(shared: &Option<Arc<Shared>>) {
+    if let Some(s) = shared {
+        s.stats.state_subscriptions.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for StateSubscription {
+    fn drop(&mut self) {
+        if let Some(s) = &self.shared {
+            s.stats.state_subscriptions.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn chunk(n: usize) -> usize {
     if n == 0 {
         SNAPSHOT_CHUNK_BYTES
@@ -308,6 +333,7 @@ impl Stream for StateSubscription {
 /// change (it cannot know which rows its client holds).
 pub fn changes_of(mode: StateMode, filter: &Filter, batch: &Batch) -> Vec<StateChange> {
     let mut sub = StateSubscription {
+        shared: None,
         phase: Phase::Done,
         filter: None,
         mode,
