@@ -66,17 +66,26 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition reply.
-    pub fn reply(&self) -> Reply {
+    /// The exposition reply: OpenMetrics, or the Prometheus 0.0.4 text
+    /// format when `accept` asks for `text/plain` only.
+    pub fn reply(&self, accept: Option<&str>) -> Reply {
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             return Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e);
         }
-        Reply::new(StatusCode::OK)
-            .header(
-                "content-type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        let (content_type, text) = if super::text004::wanted(accept) {
+            (
+                "text/plain; version=0.0.4; charset=utf-8",
+                super::text004::from_openmetrics(&text),
             )
+        } else {
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            )
+        };
+        Reply::new(StatusCode::OK)
+            .header("content-type", content_type)
             .header("cache-control", "no-store")
             .body(full(text))
     }

@@ -45,6 +45,7 @@ mod snapshot;
 mod sse;
 mod state;
 mod subscriptions;
+mod text004;
 mod tls;
 mod touch;
 

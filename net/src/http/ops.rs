@@ -35,7 +35,7 @@ pub(super) async fn serve(ctx: Arc<Ctx>, listener: TcpListener) {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let ctx = Arc::clone(&ctx);
                         async move {
-                            Ok::<_, std::convert::Infallible>(route(&ctx, req.uri().path()).into_response())
+                            Ok::<_, std::convert::Infallible>(route(&ctx, &req).into_response())
                         }
                     });
                     let _ = http1::Builder::new()
@@ -50,12 +50,14 @@ pub(super) async fn serve(ctx: Arc<Ctx>, listener: TcpListener) {
     }
 }
 
-fn route(ctx: &Ctx, path: &str) -> Reply {
+fn route<B>(ctx: &Ctx, req: &hyper::Request<B>) -> Reply {
+    let path = req.uri().path();
     if let Some(r) = super::health::handle(ctx, path) {
         return r;
     }
     if path == super::metrics::PATH {
-        return ctx.metrics.reply();
+        let accept = req.headers().get(hyper::header::ACCEPT);
+        return ctx.metrics.reply(accept.and_then(|v| v.to_str().ok()));
     }
     Reply::error(
         StatusCode::NOT_FOUND,

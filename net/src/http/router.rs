@@ -107,7 +107,8 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
         return r;
     }
     if path == super::metrics::PATH {
-        return ctx.metrics.reply();
+        let accept = req.headers().get(hyper::header::ACCEPT);
+        return ctx.metrics.reply(accept.and_then(|v| v.to_str().ok()));
     }
     let Some(rest) = path.strip_prefix(STREAM_PREFIX) else {
         return Reply::error(StatusCode::NOT_FOUND, "no such endpoint");
