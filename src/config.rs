@@ -150,6 +150,10 @@ pub struct HttpSection {
     pub tcp_congestion: Option<String>,
     /// Most TCP connections served at once on the HTTP port (one more gets 503).
     pub max_connections: usize,
+    /// Bytes of read-response bodies held at once across HTTP connections.
+    pub output_budget_bytes: usize,
+    /// Milliseconds a connection's response writes may take no bytes before it is closed.
+    pub write_stall_ms: u64,
     /// Time every request body gets before its pace is checked, in ms.
     pub body_grace_ms: u64,
     /// Bytes per second a request body must average after the grace.
@@ -176,6 +180,8 @@ impl Default for HttpSection {
             read_budget_bytes: h.read_budget_bytes,
             tcp_congestion: None,
             max_connections: h.max_connections,
+            output_budget_bytes: h.output_budget_bytes,
+            write_stall_ms: h.write_stall_limit.as_millis() as u64,
             body_grace_ms: h.body_pace.grace.as_millis() as u64,
             body_min_rate: h.body_pace.min_rate,
             tls: false,
@@ -275,6 +281,12 @@ impl Config {
         if c.http.read_budget_bytes == 0 {
             bail!("[http] read_budget_bytes must be at least 1");
         }
+        if c.http.output_budget_bytes < c.http.read_budget_bytes {
+            bail!("[http] output_budget_bytes must be at least read_budget_bytes");
+        }
+        if c.http.write_stall_ms == 0 {
+            bail!("[http] write_stall_ms must be at least 1");
+        }
         if let Some(a) = args.quic_addr {
             c.quic.addr = a;
         }
@@ -364,6 +376,8 @@ impl Config {
                 Some(name) => Some(name.to_string()),
             },
             max_connections: self.http.max_connections,
+            output_budget_bytes: self.http.output_budget_bytes,
+            write_stall_limit: Duration::from_millis(self.http.write_stall_ms),
             body_pace: BodyPace {
                 grace: Duration::from_millis(self.http.body_grace_ms),
                 min_rate: self.http.body_min_rate,

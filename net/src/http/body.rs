@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::StatusCode;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::reply::Reply;
@@ -34,6 +36,36 @@ pub fn chunks(parts: Vec<Bytes>) -> Body {
         remaining,
     }
     .boxed_unsync()
+}
+
+/// [`chunks`] whose parts hold `hold` (a share of the output budget) until
+/// the last of them is gone: written to the socket by hyper, or dropped
+/// unsent with the connection.
+pub fn chunks_held(parts: Vec<Bytes>, hold: OwnedSemaphorePermit) -> Body {
+    let hold = Arc::new(hold);
+    let parts = parts
+        .into_iter()
+        .map(|bytes| {
+            Bytes::from_owner(Held {
+                bytes,
+                _hold: Arc::clone(&hold),
+            })
+        })
+        .collect();
+    chunks(parts)
+}
+
+/// A part of a held body: its bytes (the same memory, so `sendfile` still
+/// recognises file-cache slices) and the budget they count against.
+struct Held {
+    bytes: Bytes,
+    _hold: Arc<OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// The body behind [`chunks`].

@@ -29,6 +29,12 @@ pub struct HttpConfig {
     /// answered 408 and its connection closed (default: 10 s, then 16 KiB/s
     /// on average).
     pub body_pace: super::body::BodyPace,
+    /// Bytes of read-response bodies held in memory across every HTTP
+    /// connection; a read that would pass it waits for bodies to be sent.
+    pub output_budget_bytes: usize,
+    /// How long a connection's response writes may take no bytes at all
+    /// before the connection is closed (a client that never reads).
+    pub write_stall_limit: Duration,
     /// Most TCP connections served at once on the HTTP port (WebSocket
     /// connections, once upgraded, count against `ws.max_connections`
     /// instead). One more is answered `503` and closed.
@@ -55,6 +61,8 @@ impl Default for HttpConfig {
                 grace: Duration::from_secs(10),
                 min_rate: 16 << 10,
             },
+            output_budget_bytes: 256 << 20,
+            write_stall_limit: Duration::from_secs(30),
             max_connections: 4096,
             ws: crate::ws::WsConfig::default(),
             auth: None,

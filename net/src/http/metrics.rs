@@ -38,9 +38,38 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
 }
 
+/// The HTTP output budget's gauges, read at scrape time.
+#[derive(Debug)]
+struct OutputCollector {
+    output: Arc<super::output::OutputBudget>,
+}
+
+impl Collector for OutputCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauges = [
+            (
+                "http_output",
+                "bytes of read-response bodies held across HTTP connections",
+                self.output.held(),
+            ),
+            (
+                "http_output_limit",
+                "the HTTP output budget",
+                self.output.limit(),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let m = ConstGauge::new(v as i64);
+            m.encode(enc.encode_descriptor(name, help, Some(&Unit::Bytes), m.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
-    /// A registry with the engine's collector and the HTTP counters.
-    pub fn new(engine: Engine) -> Arc<Metrics> {
+    /// A registry with the engine's collector, the HTTP counters and the
+    /// output budget's gauges.
+    pub fn new(engine: Engine, output: Arc<super::output::OutputBudget>) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("weir");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -50,6 +79,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(EngineCollector { engine }));
         registry.register_collector(Box::new(super::process::ProcessCollector));
+        registry.register_collector(Box::new(OutputCollector { output }));
         Arc::new(Metrics { registry, requests })
     }
 

@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, StatusCode};
 use weir_storage::Batch;
 
-use super::body::{chunks, full};
+use super::body::{chunks_held, full};
 use super::offsets::{parse_offset, OffsetParam};
 use super::reply::Reply;
 use super::router::Ctx;
@@ -212,6 +212,10 @@ async fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> 
                 .body(full(body));
         }
     };
+    // The response's bytes count against the server-wide output budget
+    // until its body is handed over: a read waits here, holding nothing,
+    // while bodies that clients do not read fill it.
+    let mut hold = ctx.output.reserve(ctx.config.read_budget_bytes).await;
     let r = match ctx
         .engine
         .read_async(name, from, ctx.config.read_budget_bytes)
@@ -220,6 +224,9 @@ async fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> 
         Ok(r) => r,
         Err(e) => return errors::reply(&e),
     };
+    ctx.output
+        .fit(&mut hold, r.batches.iter().map(|b| b.data_len()).sum())
+        .await;
     let up = r.up_to_date();
     let closed = r.closed && up;
     let tag = etag(info.id, from, r.next_offset, closed);
@@ -238,7 +245,7 @@ async fn catch_up(ctx: &Ctx, h: &HeaderMap, name: &str, offset: OffsetParam) -> 
     if not_modified(h, &tag) {
         return reply(StatusCode::NOT_MODIFIED);
     }
-    reply(StatusCode::OK).body(chunks(render(&r.batches, json_mode)))
+    reply(StatusCode::OK).body(chunks_held(render(&r.batches, json_mode), hold))
 }
 
 #[cfg(test)]

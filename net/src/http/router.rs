@@ -32,6 +32,8 @@ pub struct Ctx {
     pub ws_slots: Arc<super::limit::Slots>,
     /// Request counters and the `/metrics` registry.
     pub metrics: Arc<super::metrics::Metrics>,
+    /// Read-response bytes held across connections (see `output.rs`).
+    pub output: Arc<super::output::OutputBudget>,
 }
 
 /// hyper's service entry point.

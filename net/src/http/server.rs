@@ -16,6 +16,7 @@ use super::config::HttpConfig;
 use super::io::{set_congestion, HttpIo};
 use super::limit::Slots;
 use super::router::{handle, Ctx};
+use super::stall::StallLimit;
 use super::subscriptions::Subscriptions;
 
 /// Serves the Durable Streams HTTP API on `listener` until `shutdown`
@@ -49,10 +50,12 @@ pub async fn serve_with_ops(
     let (stop_tx, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
     let slots = Slots::new(config.max_connections);
+    let output = super::output::OutputBudget::new(config.output_budget_bytes);
     let ctx = Arc::new(Ctx {
         ws_slots: Arc::new(Slots::new(config.ws.max_connections)),
         subs: Subscriptions::new(),
-        metrics: super::metrics::Metrics::new(engine.clone()),
+        metrics: super::metrics::Metrics::new(engine.clone(), Arc::clone(&output)),
+        output,
         engine,
         config,
         stop: stop_rx,
@@ -87,11 +90,12 @@ pub async fn serve_with_ops(
                 let drain = drain.clone();
                 tokio::spawn(async move {
                     let (_drain, _slot) = (drain, slot);
+                    let stall = ctx.config.write_stall_limit;
                     match ctx.config.tls.clone() {
-                        None => serve_connection(ctx, HttpIo::new(io), stop).await,
+                        None => serve_connection(ctx, StallLimit::new(HttpIo::new(io), stall), stop).await,
                         Some(tls) => match super::tls::handshake(&tls, io).await {
                             // No sendfile under TLS: the bytes must be encrypted.
-                            Ok(s) => serve_connection(ctx, TokioIo::new(s), stop).await,
+                            Ok(s) => serve_connection(ctx, StallLimit::new(TokioIo::new(s), stall), stop).await,
                             Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                         },
                     }
