@@ -400,4 +400,20 @@ mod tests {
         assert_eq!(c.duration, Duration::from_secs(10));
         assert!(Args::try_parse_from(["weir-load", "--record-size", "8"]).is_err());
     }
+
+    #[test]
+    fn state_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["weir-load", "ws://127.0.0.1:1/v1/ws", "--workload", "state"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).unwrap().to_state_config()
+        };
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.keys, c.subscribers, c.groups), (10_000, 100, 20));
+        assert!(c.snapshot && c.move_prob == 0.25 && c.mode == StateModeArg::StateProtocol);
+        let c = parse(&["--groups", "0", "--state-mode", "keyed", "--no-snapshot"]).unwrap();
+        assert!(c.groups == 0 && !c.snapshot && c.mode == StateModeArg::Keyed);
+        let http = Args::try_parse_from(["weir-load", "--workload", "state"]).unwrap();
+        assert!(http.to_state_config().is_err());
+    }
 }

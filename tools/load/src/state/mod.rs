@@ -422,9 +422,8 @@ async fn drive(
     // The state check: one scan per distinct filter.
     let mut scans: HashMap<Option<u8>, Vec<WireRow>> = HashMap::new();
     for o in &outcomes {
-        if !scans.contains_key(&o.group) {
-            let rows = scan_all(writer_door, stream, o.group, ledger.tail()).await?;
-            scans.insert(o.group, rows);
+        if let std::collections::hash_map::Entry::Vacant(v) = scans.entry(o.group) {
+            v.insert(scan_all(writer_door, stream, o.group, ledger.tail()).await?);
         }
     }
     let since = if config.snapshot { 0 } else { base };

@@ -406,3 +406,82 @@ impl Sub {
         self.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(group: Option<u8>, ledger: Ledger) -> Sub {
+        let clock = Clock::new();
+        clock.measure_from.store(0, Ordering::Relaxed);
+        let ctx = Ctx {
+            stream: "s".into(),
+            mode: StateModeArg::StateProtocol,
+            snapshot: true,
+            ledger: Arc::new(ledger),
+            clock,
+            latency: vec![Mutex::new(crate::stats::histogram())],
+        };
+        Sub {
+            ctx: Arc::new(ctx),
+            index: 0,
+            progress: Arc::default(),
+            out: Outcome {
+                group,
+                ..Outcome::default()
+            },
+            last: None,
+            pending: VecDeque::new(),
+            latencies: Vec::new(),
+        }
+    }
+
+    fn entry(key: u32, old_group: u8, new_group: u8) -> Entry {
+        Entry {
+            sent_ns: 1_000,
+            key,
+            old_group,
+            new_group,
+        }
+    }
+
+    #[test]
+    fn deliveries_are_judged_by_what_the_change_means_for_the_group() {
+        let ledger = Ledger::new(10, 8);
+        ledger.record(10, entry(1, 3, 3)); // stays in 3
+        ledger.record(11, entry(2, 3, 4)); // leaves 3
+        ledger.record(12, entry(5, 4, 3)); // enters 3
+        ledger.record(13, entry(6, 3, 3)); // stays in 3
+        let mut s = sub(Some(3), ledger);
+        s.delivered(10, Op::Upsert, Some(1), 5_000);
+        s.delivered(11, Op::Delete, Some(2), 5_000);
+        s.delivered(12, Op::Upsert, Some(5), 5_000);
+        assert_eq!((s.out.wrong, s.out.out_of_order), (0, 0));
+        // A delete for a row that stayed, and the same offset again.
+        s.delivered(13, Op::Delete, Some(6), 5_000);
+        s.delivered(13, Op::Upsert, Some(6), 5_000);
+        assert_eq!((s.out.wrong, s.out.out_of_order), (1, 1));
+        assert!(s.out.first_wrong.as_deref().unwrap().contains("offset 13"));
+        // The wrong key for an offset.
+        let ledger = Ledger::new(0, 2);
+        ledger.record(0, entry(1, 0, 0));
+        let mut s = sub(Some(0), ledger);
+        s.delivered(0, Op::Upsert, Some(2), 5_000);
+        assert_eq!(s.out.wrong, 1);
+    }
+
+    #[test]
+    fn a_delivery_ahead_of_its_ack_is_judged_once_the_ack_comes() {
+        let ledger = Ledger::new(0, 4);
+        let mut s = sub(None, ledger);
+        s.delivered(0, Op::Upsert, Some(1), 5_000);
+        assert_eq!(s.pending.len(), 1);
+        s.ctx.ledger.record(0, entry(1, 0, 0));
+        s.delivered(1, Op::Upsert, Some(2), 6_000);
+        // Offset 0 settled (and timed: 4 µs); offset 1 still waits.
+        assert_eq!(s.pending.len(), 1);
+        assert_eq!(s.latencies, vec![4_000]);
+        s.finish();
+        assert_eq!((s.out.unexplained, s.out.wrong), (1, 0));
+    }
+}
