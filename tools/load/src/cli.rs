@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::config::{CheckBy, LiveMode, LoadConfig, StartFrom};
+use crate::state::StateModeArg;
 use crate::target::{Scheme, Target};
 
 /// `--from` values.
@@ -157,7 +158,7 @@ pub struct Args {
     /// QUIC: no UDP segmentation offload on the client side.
     #[arg(long)]
     pub quic_no_gso: bool,
-    /// What to run: producers and subscribers on streams, or touch waiters.
+    /// What to run: producers and subscribers on streams, touch waiters, or state subscribers.
     #[arg(long, value_enum, default_value_t = WorkloadArg::Streams)]
     pub workload: WorkloadArg,
     /// Touch: concurrent waiters.
@@ -169,7 +170,7 @@ pub struct Args {
     /// Touch: distinct tenants (template argument tuples).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub tuples: u32,
-    /// Touch: changes per second.
+    /// Touch and state: changes per second.
     #[arg(long, default_value_t = 1000.0)]
     pub change_rate: f64,
     /// Touch: active templates on the stream (1 is the one waited on).
@@ -181,6 +182,31 @@ pub struct Args {
     /// Touch: HOST:PORT of the HTTP door, for setup and changes (default: the target's, for http://).
     #[arg(long, value_name = "HOST:PORT")]
     pub setup_http: Option<String>,
+    /// State: keys in the state stream.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub keys: u32,
+    /// State: state subscribers.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub state_subscribers: u32,
+    /// State: groups of keys; subscriber k filters group k % groups (0: unfiltered subscribers).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=250))]
+    pub groups: u8,
+    /// State: probability that a change moves its key to another group.
+    #[arg(long, default_value_t = 0.25)]
+    pub move_prob: f64,
+    /// State: bytes of each JSON value.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(40..=1_000_000))]
+    pub value_size: u32,
+    /// State: the stream's state mode.
+    #[arg(long, value_enum, default_value_t = StateModeArg::StateProtocol)]
+    pub state_mode: StateModeArg,
+    /// State: subscribe without a snapshot (changes only; the check then
+    /// expects only the rows changed during the run).
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// State: subscribers sharing one client connection (the server allows 256).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub subscribers_per_connection: u32,
 }
 
 /// `--workload` values.
@@ -190,6 +216,8 @@ pub enum WorkloadArg {
     Streams,
     /// Live-query waiters on a touch-enabled stream while changes flow.
     Touch,
+    /// State subscribers (snapshots, filters) on a state stream while keys change.
+    State,
 }
 
 /// `--quic-congestion` values.
@@ -246,8 +274,34 @@ impl Args {
         })
     }
 
-    /// The run these flags describe.
-    pub fn to_config(&self, terminal: bool) -> anyhow::Result<LoadConfig> {
+    /// The state run these flags describe (`--workload state`).
+    pub fn to_state_config(&self) -> anyhow::Result<crate::state::StateConfig> {
+        let target = self.binary_target()?;
+        if target.scheme == Scheme::Http {
+            anyhow::bail!(
+                "--workload state runs over quic:// or ws:// (the state requests are binary-protocol version 2)"
+            );
+        }
+        let mut c = crate::state::StateConfig::new(target);
+        c.keys = self.keys;
+        c.subscribers = self.state_subscribers as usize;
+        c.groups = self.groups;
+        c.move_prob = self.move_prob;
+        c.value_size = self.value_size as usize;
+        c.mode = self.state_mode;
+        c.snapshot = !self.no_snapshot;
+        c.change_rate = self.change_rate;
+        c.subscribers_per_connection = self.subscribers_per_connection as usize;
+        c.duration = self.duration.unwrap_or(Duration::from_secs(10));
+        c.warmup = self.warmup;
+        c.drain = self.drain;
+        c.server_pid = self.server_pid;
+        c.cleanup = !self.keep_streams;
+        Ok(c)
+    }
+
+    /// The target with the QUIC flags applied.
+    fn binary_target(&self) -> anyhow::Result<Target> {
         let mut target = Target::parse(&self.target)?;
         if target.scheme == Scheme::Quic {
             target.quic_fingerprint = match (&self.quic_fingerprint, &self.quic_cert) {
@@ -269,6 +323,12 @@ impl Args {
             }
             t.segmentation_offload = !self.quic_no_gso;
         }
+        Ok(target)
+    }
+
+    /// The run these flags describe.
+    pub fn to_config(&self, terminal: bool) -> anyhow::Result<LoadConfig> {
+        let target = self.binary_target()?;
         let mut c = LoadConfig::new(target);
         c.connections = self.connections as usize;
         c.streams = self.streams as usize;
@@ -339,5 +399,21 @@ mod tests {
         );
         assert_eq!(c.duration, Duration::from_secs(10));
         assert!(Args::try_parse_from(["weir-load", "--record-size", "8"]).is_err());
+    }
+
+    #[test]
+    fn state_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["weir-load", "ws://127.0.0.1:1/v1/ws", "--workload", "state"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).unwrap().to_state_config()
+        };
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.keys, c.subscribers, c.groups), (10_000, 100, 20));
+        assert!(c.snapshot && c.move_prob == 0.25 && c.mode == StateModeArg::StateProtocol);
+        let c = parse(&["--groups", "0", "--state-mode", "keyed", "--no-snapshot"]).unwrap();
+        assert!(c.groups == 0 && !c.snapshot && c.mode == StateModeArg::Keyed);
+        let http = Args::try_parse_from(["weir-load", "--workload", "state"]).unwrap();
+        assert!(http.to_state_config().is_err());
     }
 }

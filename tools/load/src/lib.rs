@@ -30,6 +30,7 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod runs;
+pub mod state;
 pub mod stats;
 pub mod subscriber;
 pub mod target;

@@ -1,6 +1,7 @@
 //! The `weir-load` binary: parse flags, run, print the summary, write the
 //! JSON report and the plot. Exits 1 on a failed run and 2 when the run
-//! found lost, duplicated or damaged records, so scripts can gate on it.
+//! found lost, duplicated or damaged records (or, for `--workload state`,
+//! a failed check), so scripts can gate on it.
 
 use std::io::IsTerminal;
 
@@ -42,6 +43,16 @@ fn run(args: &Args, terminal: bool) -> anyhow::Result<bool> {
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         }
         return Ok(report.errors == 0 && report.stale == 0);
+    }
+    if args.workload == WorkloadArg::State {
+        let report = rt.block_on(weir_load::state::run(args.to_state_config()?))?;
+        print!("{}", report.summary());
+        if let Some(path) = &args.json {
+            let text = serde_json::to_string_pretty(&report)?;
+            std::fs::write(path, text + "\n")
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        }
+        return Ok(report.passed());
     }
     let config = args.to_config(terminal)?;
     let outcome = rt.block_on(weir_load::run(config))?;

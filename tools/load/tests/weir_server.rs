@@ -1,11 +1,13 @@
 //! Short loads against a real Weir (engine + HTTP door with its WebSocket
 //! endpoint, and the QUIC door, in-process on loopback ports picked by the
-//! OS) must see every acknowledged record exactly once.
+//! OS) must see every acknowledged record exactly once, and state
+//! subscribers must end holding what a Scan holds.
 
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use weir_load::state::{StateConfig, StateModeArg, StateReport};
 use weir_load::{run, CheckBy, LiveMode, LoadConfig, StartFrom, Target};
 use weir_storage::{Engine, EngineConfig};
 
@@ -210,4 +212,63 @@ async fn catch_up_passes_read_every_stored_record() {
         assert!(r.is_clean(), "{}", r.summary());
         assert!(r.deliver_mb_per_sec > 0.0 && r.deliver_records_per_sec > 0.0);
     }
+}
+
+/// A short state run: 2,000 keys, 10 filtered subscribers with snapshots,
+/// 500 changes/s for 2 s.
+fn short_state(target: Target) -> StateConfig {
+    let mut c = StateConfig::new(target);
+    c.keys = 2000;
+    c.subscribers = 10;
+    c.subscribers_per_connection = 4;
+    c.change_rate = 500.0;
+    c.warmup = Duration::from_millis(500);
+    c.duration = Duration::from_millis(1500);
+    c.drain = Duration::from_secs(10);
+    c
+}
+
+fn assert_state_clean(r: &StateReport) {
+    let s = r.summary();
+    assert!(r.passed(), "{s}");
+    assert!(r.check.drained, "{s}");
+    assert!(r.changes_acked > 0 && r.deliveries > 0, "{s}");
+    assert_eq!(r.deliveries, r.check.expected_deliveries, "{s}");
+    assert!(r.change_latency_us.count > 0, "{s}");
+    assert_eq!(r.snapshots.count, r.subscribers, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_state_subscribers_match_a_scan() {
+    let s = start().await;
+    let out = weir_load::state::run(short_state(s.quic_target()))
+        .await
+        .unwrap();
+    assert_state_clean(&out);
+    // 2,000 keys in 20 groups: each snapshot holds its group's 100.
+    assert_eq!(out.snapshots.rows_mean, 100.0, "{}", out.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_state_subscribers_match_a_scan() {
+    let s = start().await;
+    let ws = Target::parse(&(s.http.replace("http://", "ws://") + "/v1/ws")).unwrap();
+    let out = weir_load::state::run(short_state(ws)).await.unwrap();
+    assert_state_clean(&out);
+}
+
+/// Keyed mode with unfiltered subscribers, which apply stored records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_keyed_unfiltered_subscribers_match_a_scan() {
+    let s = start().await;
+    let ws = Target::parse(&(s.http.replace("http://", "ws://") + "/v1/ws")).unwrap();
+    let mut c = short_state(ws);
+    c.mode = StateModeArg::Keyed;
+    c.groups = 0;
+    c.keys = 500;
+    c.subscribers = 3;
+    let out = weir_load::state::run(c).await.unwrap();
+    assert_state_clean(&out);
+    // Unfiltered: every subscriber gets every change.
+    assert_eq!(out.deliveries, out.changes_acked * 3, "{}", out.summary());
 }

@@ -5,7 +5,7 @@
 mod http;
 pub(crate) mod quic;
 mod sse;
-mod ws;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 

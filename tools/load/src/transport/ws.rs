@@ -164,6 +164,13 @@ impl Drop for WsTransport {
 impl WsTransport {
     /// Opens the WebSocket, then says `Hello` and waits for `Welcome`.
     pub async fn connect(target: &Target, _options: TransportOptions) -> anyhow::Result<Self> {
+        // The streams workload needs nothing of version 2.
+        Self::connect_version(target, proto::VERSION).await
+    }
+
+    /// [`WsTransport::connect`] offering protocol versions up to
+    /// `max_version` (2 for the state requests).
+    pub(crate) async fn connect_version(target: &Target, max_version: u8) -> anyhow::Result<Self> {
         let url = format!("ws://{}{}", target.authority, target.path);
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
             .await
@@ -175,7 +182,7 @@ impl WsTransport {
             1,
             Message::Hello(Hello {
                 min_version: proto::MIN_VERSION,
-                max_version: proto::VERSION, // weir-load speaks version 1 only
+                max_version,
                 max_frame: proto::DEFAULT_MAX_FRAME,
                 client: format!("weir-load/{}", env!("CARGO_PKG_VERSION")),
                 auth_token: None,
@@ -198,8 +205,8 @@ impl WsTransport {
                 None => bail!("connection ended before Welcome"),
             }
         };
-        let max_frame = match welcome.message {
-            Message::Welcome(w) => proto::clamp_max_frame(w.max_frame),
+        let (max_frame, version) = match welcome.message {
+            Message::Welcome(w) => (proto::clamp_max_frame(w.max_frame), w.version),
             Message::Error(e) => return Err(server_error(&e)).context("handshake refused"),
             m => return Err(unexpected(&m)).context("handshake"),
         };
@@ -209,7 +216,7 @@ impl WsTransport {
             out,
             routes: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(2),
-            encoder: Encoder::new(max_frame),
+            encoder: Encoder::new(max_frame).with_version(version),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
         });
@@ -252,6 +259,47 @@ impl WsTransport {
             reader,
             writer,
         })
+    }
+}
+
+impl WsTransport {
+    /// Sends `message` and waits for its single final answer (an `Error`
+    /// answer is returned as an error).
+    pub(crate) async fn request(&self, message: Message) -> anyhow::Result<Message> {
+        self.inner.call(message).await
+    }
+
+    /// Sends a request whose answers are a stream of frames (a
+    /// `SubscribeState`); they arrive on the returned channel, which
+    /// unsubscribes when dropped.
+    pub(crate) fn open(&self, message: Message) -> anyhow::Result<WsChannel> {
+        let (tx, rx) = mpsc::channel(SUB_QUEUE);
+        let id = self.inner.send(message, Route::Sub(tx))?;
+        Ok(WsChannel {
+            rx,
+            guard: SubGuard {
+                inner: self.inner.clone(),
+                id,
+            },
+        })
+    }
+}
+
+/// The frames of one streaming request, in order (see [`WsTransport::open`]).
+pub(crate) struct WsChannel {
+    rx: mpsc::Receiver<Message>,
+    guard: SubGuard,
+}
+
+impl WsChannel {
+    /// The next frame; `None` once the connection is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+
+    /// Why the connection ended (after `recv` returned `None`).
+    pub(crate) fn gone(&self) -> anyhow::Error {
+        self.guard.inner.gone()
     }
 }
 
