@@ -5,12 +5,17 @@
 //! subscription to see a live batch derives its changes into the batch's
 //! memo and the others read them: keys decoded, values as slices of the
 //! stored bytes, and each value's JSON parsed at most once, the first time a
-//! filter that reads values asks.
+//! filter that reads values asks. Each distinct filter is evaluated once
+//! per batch too: subscriptions with equal filters (their canonical JSON)
+//! share one vector of results.
 //!
 //! Batches read back from storage (a subscription catching up) have no memo
 //! slot; each reader derives its own, as it reads its own copy anyway.
 
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -34,6 +39,27 @@ pub(crate) fn member_id(encoded_key: &[u8]) -> MemberId {
 pub(crate) struct Changes {
     mode: StateMode,
     entries: Vec<Entry>,
+    /// Per distinct filter, whether each entry's row matches it.
+    matched: Mutex<Vec<(FilterKey, Arc<[bool]>)>>,
+}
+
+/// A filter's identity for sharing its results: its canonical JSON, with a
+/// digest to compare cheaply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FilterKey {
+    digest: u64,
+    text: Arc<str>,
+}
+
+impl FilterKey {
+    /// The key of `filter`.
+    pub fn of(filter: &Filter) -> FilterKey {
+        let text: Arc<str> = filter.to_json().to_string().into();
+        FilterKey {
+            digest: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+            text,
+        }
+    }
 }
 
 /// One change, at an absolute offset.
@@ -86,14 +112,41 @@ impl Changes {
         }
     }
 
-    /// The entries of the records `batch` shows (it may be a slice of the
-    /// stored batch these changes were derived from).
-    pub fn within<'a>(&'a self, batch: &Batch) -> impl Iterator<Item = &'a Entry> + 'a {
+    /// The positions in [`Changes::entries`] of the records `batch` shows
+    /// (it may be a slice of the stored batch these changes come from).
+    pub fn range(&self, batch: &Batch) -> Range<usize> {
         let (from, to) = (batch.first_offset(), batch.next_offset());
         let start = self.entries.partition_point(|e| e.offset < from);
-        self.entries[start..]
+        let end = self.entries.partition_point(|e| e.offset < to);
+        start..end
+    }
+
+    /// Every entry, in offset order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entries of the records `batch` shows.
+    #[cfg(test)]
+    pub fn within<'a>(&'a self, batch: &Batch) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries[self.range(batch)].iter()
+    }
+
+    /// Whether each entry's row matches `filter` (false for deletes and
+    /// resets), computed once per batch for all subscriptions whose
+    /// filters have `key`.
+    pub fn matched(&self, key: &FilterKey, filter: &Filter) -> Arc<[bool]> {
+        let mut all = self.matched.lock();
+        if let Some((_, m)) = all.iter().find(|(k, _)| k == key) {
+            return Arc::clone(m);
+        }
+        let m: Arc<[bool]> = self
+            .entries
             .iter()
-            .take_while(move |e| e.offset < to)
+            .map(|e| matches!(&e.kind, Kind::Put(row) if row.matches(filter)))
+            .collect();
+        all.push((key.clone(), Arc::clone(&m)));
+        m
     }
 
     fn derive(whole: &Batch, mode: StateMode) -> Changes {
@@ -130,7 +183,11 @@ impl Changes {
             };
             entries.push(Entry { offset, kind });
         }
-        Changes { mode, entries }
+        Changes {
+            mode,
+            entries,
+            matched: Mutex::new(Vec::new()),
+        }
     }
 }
 
@@ -188,6 +245,23 @@ mod tests {
         assert!(!bb.matches(&f));
         assert_eq!(a.id, *id, "a delete names the row its put set");
         assert_ne!(a.id, bb.id);
+    }
+
+    #[test]
+    fn equal_filters_share_one_evaluation() {
+        let b = batch(0, &[PUT_A, PUT_B, DEL_A]);
+        let c = Changes::of(&b, StateMode::StateProtocol);
+        let one = Filter::parse_bytes(br#"{"field":"g","op":"eq","value":1}"#).unwrap();
+        let same = Filter::parse_bytes(br#"{ "op":"eq", "value":1, "field":"g" }"#).unwrap();
+        let other = Filter::parse_bytes(br#"{"field":"g","op":"eq","value":2}"#).unwrap();
+        let m1 = c.matched(&FilterKey::of(&one), &one);
+        let m2 = c.matched(&FilterKey::of(&same), &same);
+        assert!(Arc::ptr_eq(&m1, &m2), "an equal filter reuses the results");
+        assert_eq!(&m1[..], [true, false, false]);
+        assert_eq!(
+            &c.matched(&FilterKey::of(&other), &other)[..],
+            [false, true, false]
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::changes::{member_id, Changes, Kind, MemberId};
+use super::changes::{member_id, Changes, FilterKey, Kind, MemberId};
 use super::filter::Filter;
 use super::kv::{StateKey, StateRow};
 use super::view::StateSnapshot;
@@ -118,7 +118,7 @@ pub struct StateSubscription {
     /// Where the open-subscriptions gauge lives (`None`: a stateless reader).
     shared: Option<Arc<Shared>>,
     phase: Phase,
-    filter: Option<Filter>,
+    filter: Option<(Filter, FilterKey)>,
     mode: StateMode,
     chunk_bytes: usize,
     /// The rows the reader holds; `None` when unknown.
@@ -160,7 +160,7 @@ impl StateSubscription {
             shared,
             mode: snapshot.mode(),
             phase: Phase::Snapshot(Box::new(snapshot), Some(follower)),
-            filter: req.filter.clone(),
+            filter: keyed(&req.filter),
             chunk_bytes: chunk(req.chunk_bytes),
             members: Some(Members::default()),
         }
@@ -172,7 +172,7 @@ impl StateSubscription {
         StateSubscription {
             shared,
             phase: Phase::Follow(follower),
-            filter: req.filter.clone(),
+            filter: keyed(&req.filter),
             mode,
             chunk_bytes: chunk(req.chunk_bytes),
             members: None,
@@ -207,10 +207,16 @@ impl StateSubscription {
         }
     }
 
-    fn convert(&mut self, filter: &Filter, batch: &Batch) -> Vec<StateChange> {
+    fn convert(&mut self, filter: &(Filter, FilterKey), batch: &Batch) -> Vec<StateChange> {
         let changes = Changes::of(batch, self.mode);
+        let range = changes.range(batch);
+        if range.is_empty() {
+            return Vec::new();
+        }
+        let matched = changes.matched(&filter.1, &filter.0);
         let mut out = Vec::new();
-        for e in changes.within(batch) {
+        for i in range {
+            let e = &changes.entries()[i];
             let offset = e.offset;
             match &e.kind {
                 Kind::Reset => {
@@ -220,7 +226,7 @@ impl StateSubscription {
                     out.push(StateChange::Reset { offset });
                 }
                 Kind::Put(row) => {
-                    if row.matches(filter) {
+                    if matched[i] {
                         self.remember(row.id);
                         out.push(StateChange::Upsert(StateRow {
                             key: row.key.clone(),
@@ -246,6 +252,11 @@ impl StateSubscription {
         }
         out
     }
+}
+
+/// A subscription's filter with the key that shares its evaluations.
+fn keyed(filter: &Option<Filter>) -> Option<(Filter, FilterKey)> {
+    filter.as_ref().map(|f| (f.clone(), FilterKey::of(f)))
 }
 
 fn opened(shared: &Option<Arc<Shared>>) {
@@ -315,10 +326,12 @@ impl Stream for StateSubscription {
                         }
                         Poll::Ready(Some(Ok(b))) => b,
                     };
-                    let Some(filter) = this.filter.clone() else {
+                    // Taken out for the call rather than cloned per batch.
+                    let Some(filter) = this.filter.take() else {
                         return Poll::Ready(Some(Ok(StateEvent::Records(batch))));
                     };
                     let changes = this.convert(&filter, &batch);
+                    this.filter = Some(filter);
                     if !changes.is_empty() {
                         return Poll::Ready(Some(Ok(StateEvent::Changes(changes))));
                     }
@@ -340,7 +353,7 @@ pub fn changes_of(mode: StateMode, filter: &Filter, batch: &Batch) -> Vec<StateC
         chunk_bytes: 0,
         members: None,
     };
-    sub.convert(filter, batch)
+    sub.convert(&(filter.clone(), FilterKey::of(filter)), batch)
 }
 
 /// Subscriptions move between executor threads.
