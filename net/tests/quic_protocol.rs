@@ -285,3 +285,25 @@ async fn hostile_frames_get_an_error_and_a_closed_connection() {
         .unwrap();
     server.stop().await;
 }
+
+/// A client pinning the wrong certificate is refused with a message that
+/// names the server's actual fingerprint, so a stale pin is fixed at once.
+#[tokio::test]
+async fn a_wrong_pin_names_the_servers_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        engine(dir.path(), 64),
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
+    let mut config = server.client_config();
+    config.trust = weir_net::client::Trust::Fingerprint([0xab; 32]);
+    let err = match weir_net::client::Client::connect(config).await {
+        Ok(_) => panic!("a wrong pin was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("fingerprint mismatch"), "{err}");
+    assert!(err.contains(&server.fingerprint), "{err}");
+    server.stop().await;
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use crate::quic::tls::{provider, ALPN};
@@ -38,12 +38,18 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if Sha256::digest(end_entity.as_ref()).as_slice() == self.fingerprint {
+        let presented = Sha256::digest(end_entity.as_ref());
+        if presented.as_slice() == self.fingerprint {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
+            // Say which certificate the server has, so that a stale pin is
+            // fixed by reading one line rather than by guessing.
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            Err(rustls::Error::General(format!(
+                "fingerprint mismatch: the server's certificate is sha256 {}, the pinned one {}",
+                hex(&presented),
+                hex(&self.fingerprint)
+            )))
         }
     }
 

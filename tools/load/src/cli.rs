@@ -231,6 +231,9 @@ pub enum CongestionArg {
     Bbr,
 }
 
+/// Where `weir serve` writes its self-signed QUIC certificate by default.
+const DEFAULT_QUIC_CERT: &str = "weir-data/quic-cert.pem";
+
 /// Longest run when only a record count bounds it.
 const RECORDS_ONLY_CAP: Duration = Duration::from_secs(600);
 
@@ -247,11 +250,7 @@ impl Args {
             ),
         };
         if target.scheme == Scheme::Quic {
-            target.quic_fingerprint = match (&self.quic_fingerprint, &self.quic_cert) {
-                (Some(f), _) => Some(f.clone()),
-                (None, Some(p)) => Some(crate::transport::fingerprint_of_pem(p)?),
-                (None, None) => None,
-            };
+            target.quic_fingerprint = self.quic_pin(&target)?;
         }
         if !(self.change_rate > 0.0 && self.change_rate <= 1_000_000.0) {
             anyhow::bail!("--change-rate must be in (0, 1000000]");
@@ -301,14 +300,30 @@ impl Args {
     }
 
     /// The target with the QUIC flags applied.
+    /// The certificate fingerprint to pin for a QUIC target: the flag's,
+    /// the one of `--quic-cert`, or, for a loopback target, the one of
+    /// `./weir-data/quic-cert.pem` (where `weir serve` writes it by default)
+    /// when that file exists.
+    fn quic_pin(&self, target: &Target) -> anyhow::Result<Option<String>> {
+        Ok(match (&self.quic_fingerprint, &self.quic_cert) {
+            (Some(f), _) => Some(f.clone()),
+            (None, Some(p)) => Some(crate::transport::fingerprint_of_pem(p)?),
+            (None, None) => {
+                let local = std::path::Path::new(DEFAULT_QUIC_CERT);
+                let loopback = target.socket_addr().is_ok_and(|a| a.ip().is_loopback());
+                if loopback && local.exists() {
+                    Some(crate::transport::fingerprint_of_pem(local)?)
+                } else {
+                    None
+                }
+            }
+        })
+    }
+
     fn binary_target(&self) -> anyhow::Result<Target> {
         let mut target = Target::parse(&self.target)?;
         if target.scheme == Scheme::Quic {
-            target.quic_fingerprint = match (&self.quic_fingerprint, &self.quic_cert) {
-                (Some(f), _) => Some(f.clone()),
-                (None, Some(p)) => Some(crate::transport::fingerprint_of_pem(p)?),
-                (None, None) => None,
-            };
+            target.quic_fingerprint = self.quic_pin(&target)?;
             let t = &mut target.quic_transport;
             t.congestion = match self.quic_congestion {
                 CongestionArg::Cubic => weir_net::quic::Congestion::Cubic,

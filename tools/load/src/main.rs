@@ -24,10 +24,26 @@ fn main() {
         }
         Err(e) => {
             eprintln!("weir-load: {e:#}");
+            if refused(&e) {
+                eprintln!(
+                    "weir-load: nothing listens at {}: start a server with `weir serve` \
+                     (HTTP and WebSocket on 127.0.0.1:4437, QUIC on 127.0.0.1:4438 by default)",
+                    args.target
+                );
+            }
             1
         }
     };
     std::process::exit(code);
+}
+
+/// Whether the run failed because the target refused the connection.
+fn refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            || c.to_string().contains("Connection refused")
+    })
 }
 
 fn run(args: &Args, terminal: bool) -> anyhow::Result<bool> {

@@ -35,16 +35,27 @@ impl QuicTransport {
 /// A protocol client of `target`, pinning its certificate fingerprint.
 pub(crate) async fn connect_client(target: &Target) -> anyhow::Result<Client> {
     let fp = target.quic_fingerprint.as_deref().context(
-        "quic:// needs the server's certificate fingerprint: --quic-fingerprint HEX or --quic-cert DATA_DIR/quic-cert.pem",
+        "quic:// needs the server's certificate fingerprint: --quic-fingerprint HEX or --quic-cert DATA_DIR/quic-cert.pem \
+         (on loopback, ./weir-data/quic-cert.pem is used when it exists)",
     )?;
     let fp = weir_net::quic::parse_fingerprint(fp)
         .context("--quic-fingerprint is not a 64-digit hex SHA-256")?;
     let mut config = ClientConfig::new(target.socket_addr()?, Trust::Fingerprint(fp));
     config.transport = target.quic_transport.clone();
-    Client::connect(config)
-        .await
-        .with_context(|| format!("connecting to {target}"))
+    // QUIC over UDP hears nothing from a port without a server: give up
+    // after a few seconds instead of the idle timeout's 30.
+    match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(config)).await {
+        Ok(r) => r.with_context(|| format!("connecting to {target}")),
+        Err(_) => anyhow::bail!(
+            "connecting to {target}: no answer within {} s; is `weir serve` running there \
+             (its QUIC door defaults to 127.0.0.1:4438)?",
+            CONNECT_TIMEOUT.as_secs()
+        ),
+    }
 }
+
+/// How long a QUIC handshake may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The fingerprint of the first certificate in a PEM file.
 pub fn fingerprint_of_pem(path: &std::path::Path) -> anyhow::Result<String> {
