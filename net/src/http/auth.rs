@@ -79,11 +79,22 @@ pub fn refusal(r: Refusal) -> Reply {
     Reply::error(status, r.message()).header("www-authenticate", challenge)
 }
 
-/// Checks a request; on `Err`, answer [`refusal`] instead of running it.
-pub fn check(auth: &Auth, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+/// When the token a request was allowed with stops working (ms since the
+/// Unix epoch): a request extension, so that live reads end then.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenExpiry(pub u64);
+
+/// Checks a request; on `Err`, answer [`refusal`] instead of running it. On
+/// `Ok`, the expiry of the JWT it was allowed with, if any.
+pub fn check(
+    auth: &Auth,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Option<TokenExpiry>, Refusal> {
     let needs = required(method, path, headers);
     if needs.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let token = bearer(headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()));
     let principal = auth.authenticate(token)?;
@@ -91,7 +102,18 @@ pub fn check(auth: &Auth, method: &Method, path: &str, headers: &HeaderMap) -> R
     for (p, stream) in &needs {
         principal.check(*p, stream, now)?;
     }
-    Ok(())
+    Ok(principal.expires_at_ms.map(TokenExpiry))
+}
+
+/// How long a live read allowed with `expiry` may last, at most `limit`.
+pub fn live_limit(expiry: Option<TokenExpiry>, limit: std::time::Duration) -> std::time::Duration {
+    match expiry {
+        Some(TokenExpiry(at)) => {
+            let left = at.saturating_sub(weir_storage::now_ms());
+            limit.min(std::time::Duration::from_millis(left))
+        }
+        None => limit,
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,13 @@ use super::router::Ctx;
 use super::{errors, json};
 
 /// Answers `GET ?offset=..&live=long-poll`.
-pub async fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&str>) -> Reply {
+pub async fn handle(
+    ctx: &Ctx,
+    name: &str,
+    offset: OffsetParam,
+    cursor: Option<&str>,
+    expiry: Option<super::auth::TokenExpiry>,
+) -> Reply {
     let info = match ctx.engine.head(name) {
         Ok(i) => i,
         Err(e) => return errors::reply(&e),
@@ -78,7 +84,7 @@ pub async fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&
     }
     let first = tokio::select! {
         item = follower.next() => Some(item),
-        _ = tokio::time::sleep(ctx.config.long_poll_timeout) => None,
+        _ = tokio::time::sleep(super::auth::live_limit(expiry, ctx.config.long_poll_timeout)) => None,
         _ = stop.changed() => None,
     };
     match first {

@@ -169,10 +169,12 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             let Some(offset) = offset else {
                 return bad("live reads need an offset".into());
             };
+            // A live read ends when the token it was allowed with expires.
+            let expiry = req.extensions().get::<super::auth::TokenExpiry>().copied();
             if mode == "sse" {
-                sse::handle(ctx, name, offset, cursor)
+                sse::handle(ctx, name, offset, cursor, expiry)
             } else {
-                long_poll::handle(ctx, name, offset, cursor).await
+                long_poll::handle(ctx, name, offset, cursor, expiry).await
             }
         }
         Some(_) => bad("live must be long-poll or sse".into()),

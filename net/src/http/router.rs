@@ -83,7 +83,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
     }
 }
 
-async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
+async fn route(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Reply {
     if req.method() == Method::OPTIONS {
         let mut r = Reply::new(StatusCode::NO_CONTENT);
         cors::preflight(req.headers(), r.headers_mut());
@@ -91,8 +91,12 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>) -> Reply {
     }
     let path = req.uri().path().to_string();
     if let Some(auth) = &ctx.config.auth {
-        if let Err(r) = super::auth::check(auth, req.method(), &path, req.headers()) {
-            return super::auth::refusal(r);
+        match super::auth::check(auth, req.method(), &path, req.headers()) {
+            Err(r) => return super::auth::refusal(r),
+            Ok(Some(expiry)) => {
+                req.extensions_mut().insert(expiry);
+            }
+            Ok(None) => {}
         }
     }
     if path == crate::ws::PATH {

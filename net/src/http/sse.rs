@@ -46,7 +46,13 @@ struct SseState {
 }
 
 /// Answers `GET ?offset=..&live=sse`.
-pub fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&str>) -> Reply {
+pub fn handle(
+    ctx: &Ctx,
+    name: &str,
+    offset: OffsetParam,
+    cursor: Option<&str>,
+    expiry: Option<super::auth::TokenExpiry>,
+) -> Reply {
     let info = match ctx.engine.head(name) {
         Ok(i) => i,
         Err(e) => return errors::reply(&e),
@@ -76,7 +82,7 @@ pub fn handle(ctx: &Ctx, name: &str, offset: OffsetParam, cursor: Option<&str>) 
         first: true,
         done: false,
         carry: None,
-        deadline: Instant::now() + ctx.config.sse_max_duration,
+        deadline: Instant::now() + super::auth::live_limit(expiry, ctx.config.sse_max_duration),
         stop: ctx.stop.clone(),
     };
     let events = futures::stream::unfold(state, |mut st| async move {
