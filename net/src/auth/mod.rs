@@ -14,6 +14,7 @@
 
 mod jwt;
 mod pattern;
+mod verified;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,6 +163,7 @@ struct StaticToken {
 struct Inner {
     tokens: Vec<StaticToken>,
     jwt: Option<jwt::Verifier>,
+    verified: verified::Verified,
 }
 
 /// The doors' authenticator; cheap to clone. Absent (`None` in the door
@@ -212,7 +214,11 @@ impl Auth {
             );
         }
         Ok(Some(Auth {
-            inner: Arc::new(Inner { tokens, jwt }),
+            inner: Arc::new(Inner {
+                tokens,
+                jwt,
+                verified: verified::Verified::default(),
+            }),
         }))
     }
 
@@ -224,7 +230,12 @@ impl Auth {
         };
         if let Some(v) = &self.inner.jwt {
             if token.bytes().filter(|b| *b == b'.').count() == 2 {
-                return v.verify(token);
+                if let Some(p) = self.inner.verified.get(token) {
+                    return Ok(p);
+                }
+                let p = v.verify(token)?;
+                self.inner.verified.put(token, &p);
+                return Ok(p);
             }
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
