@@ -140,7 +140,7 @@ async fn route(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Reply {
     }
     if let Some(stream) = name.strip_suffix("/_state").filter(|s| !s.is_empty()) {
         return match *req.method() {
-            Method::GET => super::state::handle(&ctx, stream, req.uri().query()),
+            Method::GET => super::state::handle(&ctx, stream, req.uri().query()).await,
             _ => Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                 .header("allow", "GET, OPTIONS"),
         };

@@ -30,7 +30,7 @@ const DEFAULT_LIMIT: usize = 1_000;
 const MAX_LIMIT: usize = 10_000;
 
 /// Answers GET on a stream's `_state` resource.
-pub fn handle(ctx: &Ctx, name: &str, raw_query: Option<&str>) -> Reply {
+pub async fn handle(ctx: &Ctx, name: &str, raw_query: Option<&str>) -> Reply {
     let bad = |e: String| Reply::error(StatusCode::BAD_REQUEST, e);
     let pairs = match query::pairs(raw_query) {
         Ok(p) => p,
@@ -70,7 +70,7 @@ pub fn handle(ctx: &Ctx, name: &str, raw_query: Option<&str>) -> Reply {
             }
             _ => StateKey::Keyed(bytes::Bytes::copy_from_slice(k.as_bytes())),
         };
-        return match ctx.engine.state_get(name, &key) {
+        return match ctx.engine.state_get_async(name, key).await {
             Ok(g) => page(
                 &g.row.into_iter().collect::<Vec<_>>(),
                 g.fence,
@@ -102,7 +102,7 @@ pub fn handle(ctx: &Ctx, name: &str, raw_query: Option<&str>) -> Reply {
         after,
         limit,
     };
-    match ctx.engine.state_scan(name, &req) {
+    match ctx.engine.state_scan_async(name, req).await {
         Ok(p) => page(&p.rows, p.fence, p.next.as_deref(), json_values),
         Err(e) => errors::reply(&e),
     }

@@ -55,7 +55,7 @@ fn too_large(max_frame: u32, offset: u64) -> WireError {
 /// Answers a `Get` (request `id`, admitted) on `reply`.
 pub(crate) async fn get<T: Transport>(s: &Session<T>, id: u32, g: Get, reply: &mut T::Reply) {
     let key = StateKey::from(g.key);
-    let msg = match s.engine().state_get(&g.stream, &key) {
+    let msg = match s.engine().state_get_async(&g.stream, key).await {
         Ok(r) => {
             let row = r.row.as_ref().map(WireRow::from);
             match &row {
@@ -79,7 +79,7 @@ pub(crate) async fn get<T: Transport>(s: &Session<T>, id: u32, g: Get, reply: &m
 /// again with half the rows, so every page fits and its cursor stays the
 /// engine's own.
 pub(crate) async fn scan<T: Transport>(s: &Session<T>, id: u32, sc: Scan, reply: &mut T::Reply) {
-    let msg = match scan_page(s, sc) {
+    let msg = match scan_page(s, sc).await {
         Ok(p) => Message::ScanPage(p),
         Err(e) => Message::Error(e),
     };
@@ -87,7 +87,7 @@ pub(crate) async fn scan<T: Transport>(s: &Session<T>, id: u32, sc: Scan, reply:
     s.done(id);
 }
 
-fn scan_page<T: Transport>(s: &Session<T>, sc: Scan) -> Result<ScanPage, WireError> {
+async fn scan_page<T: Transport>(s: &Session<T>, sc: Scan) -> Result<ScanPage, WireError> {
     let mut req = ScanRequest {
         filter: parse_filter(sc.filter.as_deref())?,
         entity: sc.entity,
@@ -102,7 +102,8 @@ fn scan_page<T: Transport>(s: &Session<T>, sc: Scan) -> Result<ScanPage, WireErr
     loop {
         let page = s
             .engine()
-            .state_scan(&sc.stream, &req)
+            .state_scan_async(&sc.stream, req.clone())
+            .await
             .map_err(|e| WireError::from(&e))?;
         let rows: Vec<WireRow> = page.rows.iter().map(WireRow::from).collect();
         let size: usize = rows.iter().map(WireRow::wire_len).sum::<usize>()

@@ -60,6 +60,21 @@ impl Engine {
         self.view(name)?.scan(req)
     }
 
+    /// [`Engine::state_get`] on the engine's reader threads, for async
+    /// callers: the RocksDB reads never run on their runtime.
+    pub async fn state_get_async(&self, name: &str, key: StateKey) -> Result<StateGet> {
+        let (engine, name) = (self.clone(), name.to_string());
+        let pool = Arc::clone(self.shared());
+        pool.reads.run(move || engine.state_get(&name, &key)).await
+    }
+
+    /// [`Engine::state_scan`] on the engine's reader threads.
+    pub async fn state_scan_async(&self, name: &str, req: ScanRequest) -> Result<ScanPage> {
+        let (engine, name) = (self.clone(), name.to_string());
+        let pool = Arc::clone(self.shared());
+        pool.reads.run(move || engine.state_scan(&name, &req)).await
+    }
+
     /// A snapshot of the whole state (optionally filtered), to read page by page.
     pub fn state_snapshot(
         &self,
