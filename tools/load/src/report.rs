@@ -102,6 +102,9 @@ pub struct Settings {
 pub struct Report {
     /// Unique id of the run (its streams are under `stream_prefix`).
     pub run_id: String,
+    /// Whether the header was printed before the run's progress lines.
+    #[serde(skip)]
+    pub header_shown: bool,
     /// Target URL.
     pub target: String,
     /// `http`, `quic` or `ws`.
@@ -180,8 +183,9 @@ impl Report {
             && self.unexpected == 0
     }
 
-    /// The human summary table.
-    pub fn summary(&self) -> String {
+    /// The run's two header lines: what ran against what. `secs` is the
+    /// measured time (planned, when printed before the run).
+    pub fn header(&self, secs: f64) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -191,19 +195,29 @@ impl Report {
         let st = &self.settings;
         let _ = writeln!(
             s,
-            "  {} streams, {} producers x {} rec x {} B{}{}{}, {} subscribers/stream from {:?}, {:.1}s measured after {:.1}s warm-up",
-            st.streams,
-            st.producers,
+            "  {}, {} x {} rec x {} B{}{}{}, {} per stream from {:?}, {:.1}s measured after {:.1}s warm-up",
+            counted(st.streams, "stream"),
+            counted(st.producers, "producer"),
             st.batch,
             st.record_size,
             st.rate.map(|r| format!(" @ {r:.0} rec/s")).unwrap_or_default(),
             if st.idempotent { ", idempotent" } else { "" },
             if st.inflight > 1 { format!(", {} in flight", st.inflight) } else { String::new() },
-            st.subscribers_per_stream,
+            counted(st.subscribers_per_stream, "subscriber"),
             st.from,
-            self.measured_secs,
+            secs,
             st.warmup_secs,
         );
+        s
+    }
+
+    /// The human summary table (without the header when the run printed
+    /// it before its progress lines).
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        if !self.header_shown {
+            s.push_str(&self.header(self.measured_secs));
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -276,5 +290,26 @@ impl Report {
             );
         }
         s
+    }
+}
+
+/// `n` and `noun`, plural unless `n` is 1 ("1 stream", "4 streams").
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod counted_tests {
+    use super::counted;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(counted(1, "stream"), "1 stream");
+        assert_eq!(counted(0, "producer"), "0 producers");
+        assert_eq!(counted(4, "subscriber"), "4 subscribers");
     }
 }

@@ -57,6 +57,11 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
         conns,
     } = setup(&config).await?;
 
+    if config.progress {
+        // What runs goes above its progress lines, not below them.
+        let planned = empty_report(&config, run_id.clone(), prefix.clone());
+        print!("{}", planned.header(config.duration.as_secs_f64()));
+    }
     let stats = Arc::new(Stats::new(config.warmup));
     let ledger = Arc::new(Ledger::new(config.streams, config.check_by));
 
@@ -218,6 +223,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<Outcome> {
         ack_latency_us: Latency::of(&ack),
         e2e_latency_us: Latency::of(&e2e),
         server,
+        header_shown: config.progress,
         ..empty_report(&config, run_id, prefix)
     };
     Ok(Outcome { report, ack, e2e })
@@ -294,6 +300,7 @@ pub(crate) fn server_usage(pid: Option<u32>, progress: &Progress) -> Option<Serv
 pub(crate) fn empty_report(config: &LoadConfig, run_id: String, prefix: String) -> Report {
     Report {
         run_id,
+        header_shown: false,
         target: config.target.to_string(),
         transport: match config.target.scheme {
             Scheme::Http => "http",
