@@ -20,12 +20,8 @@ use weir_net::proto::{Message, SubscribeFrom};
 use weir_storage::Record;
 use ws_support::*;
 
-/// The value of the sample line starting with `name` (labels included), if any.
 fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    common::metric(text, name)
 }
 
 async fn metrics(s: &Server) -> String {

@@ -10,11 +10,7 @@ use weir_net::http::HttpConfig;
 
 /// The value of the sample line starting with `name` (labels included).
 fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+    common::metric(text, name).unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
 }
 
 #[tokio::test]

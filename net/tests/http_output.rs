@@ -20,11 +20,7 @@ const BUDGET: usize = 3 << 20;
 const PIPELINED: usize = 80;
 
 fn gauge(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name}"))
+    common::metric(text, name).unwrap_or_else(|| panic!("no {name}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -130,3 +130,12 @@ impl Drop for Server {
         }
     }
 }
+
+/// The value of the `/metrics` sample line starting with `name` (labels
+/// included), if the exposition `text` has one.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
