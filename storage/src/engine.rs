@@ -174,7 +174,7 @@ impl Engine {
             for s in map.values() {
                 let live = s.live.lock();
                 state += usize::from(live.kv.mode != StateMode::None);
-                followers += live.subscribers.len();
+                followers += live.subscribers.len() + live.state_groups.slots();
             }
             // The internal `live.metrics` stream is not counted, as it is not listed.
             let internal = usize::from(map.contains_key(crate::touch::LIVE_METRICS_STREAM));
@@ -510,7 +510,10 @@ impl Engine {
     /// How many followers of `name` are live now (caught up and registered for the next commit).
     pub fn live_followers(&self, name: &str) -> usize {
         let s = self.inner.shared.stream(name);
-        s.map_or(0, |s| s.live.lock().subscribers.len())
+        s.map_or(0, |s| {
+            let live = s.live.lock();
+            live.subscribers.len() + live.state_groups.slots()
+        })
     }
 }
 

@@ -105,6 +105,32 @@ impl Follower {
         &self.stream.name
     }
 
+    /// The followed stream.
+    pub(crate) fn stream(&self) -> &Arc<StreamState> {
+        &self.stream
+    }
+
+    /// Runs `f` under the stream's lock if this follower has delivered
+    /// everything up to the tail and nothing more is queued for it: the
+    /// point at which a reader may hand its place to another mechanism
+    /// without gap or duplicate. `None` otherwise (or for a closed or
+    /// deleted stream).
+    pub(crate) fn at_tail<R>(&self, f: impl FnOnce(&mut crate::stream::Live) -> R) -> Option<R> {
+        if self.done || self.reading.is_some() || !self.pending.is_empty() {
+            return None;
+        }
+        let sub = self.sub.as_ref()?;
+        let mut live = self.stream.live.lock();
+        let idle = sub.queue.is_empty() && !sub.lagged.load(Ordering::Acquire);
+        if live.deleted || live.closed || live.next_offset != self.next || !idle {
+            return None;
+        }
+        if sub.end() != End::Open {
+            return None;
+        }
+        Some(f(&mut live))
+    }
+
     fn leave_live_set(&mut self) {
         if let Some(sub) = self.sub.take() {
             hub::unsubscribe(&mut self.stream.live.lock(), &sub);

@@ -30,14 +30,14 @@ pub(crate) enum End {
 }
 
 /// A bounded queue that holds memory only for what it holds.
-pub(crate) struct LiveQueue {
-    items: SegQueue<Batch>,
+pub(crate) struct LiveQueue<T = Batch> {
+    items: SegQueue<T>,
     len: AtomicUsize,
     capacity: usize,
 }
 
-impl LiveQueue {
-    fn new(capacity: usize) -> LiveQueue {
+impl<T> LiveQueue<T> {
+    fn new(capacity: usize) -> LiveQueue<T> {
         LiveQueue {
             items: SegQueue::new(),
             len: AtomicUsize::new(0),
@@ -48,7 +48,7 @@ impl LiveQueue {
     /// Adds `b` unless the queue is full. Only the commit thread pushes
     /// (under the stream lock), so the check and the push cannot race
     /// another push.
-    pub fn push(&self, b: Batch) -> Result<(), Batch> {
+    pub fn push(&self, b: T) -> Result<(), T> {
         if self.len.load(Ordering::Acquire) >= self.capacity {
             return Err(b);
         }
@@ -57,7 +57,7 @@ impl LiveQueue {
         Ok(())
     }
 
-    pub fn pop(&self) -> Option<Batch> {
+    pub fn pop(&self) -> Option<T> {
         let b = self.items.pop()?;
         self.len.fetch_sub(1, Ordering::AcqRel);
         Some(b)
@@ -66,18 +66,24 @@ impl LiveQueue {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+
+    /// Whether a push would be refused now.
+    pub fn is_full(&self) -> bool {
+        self.len.load(Ordering::Acquire) >= self.capacity
+    }
 }
 
-/// One follower's live inbox.
-pub(crate) struct Subscriber {
-    pub queue: LiveQueue,
+/// One follower's live inbox (of batches; a state group's members get
+/// their changes in one of these too, see `state/fanout.rs`).
+pub(crate) struct Subscriber<T = Batch> {
+    pub queue: LiveQueue<T>,
     pub waker: AtomicWaker,
     /// Set when the queue overflowed and the subscriber left the live set.
     pub lagged: AtomicBool,
     end: AtomicU8,
 }
 
-impl Subscriber {
+impl<T> Subscriber<T> {
     pub fn new(capacity: usize) -> Self {
         Subscriber {
             queue: LiveQueue::new(capacity),
@@ -96,7 +102,7 @@ impl Subscriber {
         }
     }
 
-    fn finish(&self, why: End) {
+    pub(crate) fn finish(&self, why: End) {
         self.end.store(why as u8, Ordering::Release);
         self.waker.wake();
     }
@@ -130,6 +136,7 @@ pub(crate) fn end_all_deleted(live: &mut Live) {
     for s in live.subscribers.drain(..) {
         s.finish(End::Deleted);
     }
+    live.state_groups.end_all(End::Deleted);
 }
 
 /// Tells every subscriber that the engine stopped publishing.
@@ -137,6 +144,7 @@ pub(crate) fn end_all_shutdown(live: &mut Live) {
     for s in live.subscribers.drain(..) {
         s.finish(End::ShutDown);
     }
+    live.state_groups.end_all(End::ShutDown);
 }
 
 /// Removes one subscriber (a follower that was dropped).

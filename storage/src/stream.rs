@@ -32,6 +32,9 @@ pub(crate) struct Live {
     pub last_stream_seq: Option<Vec<u8>>,
     pub producers: HashMap<String, ProducerState>,
     pub subscribers: Vec<Arc<Subscriber>>,
+    /// Filtered state subscriptions at the tail, one group per distinct
+    /// filter, converted once per commit (`state/fanout.rs`).
+    pub state_groups: crate::state::Groups,
     pub deleted: bool,
     /// Where a fork's inherited records live (`None` for a plain stream).
     pub fork: Option<Arc<crate::fork::ForkLink>>,
@@ -60,6 +63,7 @@ impl StreamState {
                 last_stream_seq: meta.last_stream_seq,
                 producers: HashMap::new(),
                 subscribers: Vec::new(),
+                state_groups: Default::default(),
                 deleted: false,
                 fork: None,
                 children: 0,

@@ -290,7 +290,7 @@ fn apply(state: &mut BTreeMap<StateKey, Bytes>, next: &mut u64, ev: StateEvent, 
             *next = b.next_offset();
         }
         StateEvent::Changes(cs) => {
-            for c in cs {
+            for c in cs.iter().cloned() {
                 assert!(c.offset() >= *next);
                 *next = c.offset() + 1;
                 match c {
@@ -414,7 +414,7 @@ fn filtered_subscriptions_send_membership_changes() {
             loop {
                 match sub.next().await.unwrap().unwrap() {
                     StateEvent::Changes(cs) => {
-                        events.extend(cs);
+                        events.extend(cs.iter().cloned());
                         // The second append is one batch, converted at once.
                         if sub.next_offset() == Some(7) {
                             break;

@@ -225,7 +225,7 @@ fn frames_of<T: Transport>(
             let room = row_room(s);
             let mut out = Vec::new();
             let mut next = None;
-            for c in &changes {
+            for c in changes.iter() {
                 let w = Change::from(c);
                 let len = w.wire_len();
                 if len > room {

@@ -151,6 +151,8 @@ impl Committer {
                 live.kv = st.kv;
                 // O(subscribers) pushes under the lock, nothing more.
                 hub::publish(&mut live, &st.batches, st.closed);
+                // Filtered state subscriptions: one conversion per filter.
+                live.state_groups.publish(&st.batches, st.closed);
                 drop(live);
                 if !st.batches.is_empty() || st.meta_dirty {
                     committed.push(Committed {

@@ -17,6 +17,8 @@
 //! - `view.rs`: consistent reads at one fence (get, scan, snapshots);
 //! - `filter.rs`: the filter language of scans and subscriptions;
 //! - `changes.rs`: a batch's changes, derived once for all subscriptions;
+//! - `members.rs`: the rows a filtered reader holds, and its membership changes;
+//! - `fanout.rs`: caught-up filtered subscriptions, converted once per filter;
 //! - `build.rs`: building the state of a stream with history;
 //! - `subscribe.rs`: snapshot-then-changes subscriptions;
 //! - `verify.rs`: the offline check of state against log.
@@ -24,8 +26,10 @@
 mod api;
 mod build;
 mod changes;
+mod fanout;
 pub(crate) mod filter;
 pub(crate) mod kv;
+mod members;
 mod mode;
 pub(crate) mod ops;
 pub(crate) mod protocol;
@@ -35,14 +39,14 @@ mod view;
 
 pub use filter::Filter;
 pub use kv::{StateKey, StateRow};
+pub use members::MAX_TRACKED_MEMBERS;
 pub use mode::{StateMode, StateStatus};
-pub use subscribe::{
-    changes_of, StateChange, StateEvent, StateSubscription, SubscribeState, MAX_TRACKED_MEMBERS,
-};
+pub use subscribe::{changes_of, StateChange, StateEvent, StateSubscription, SubscribeState};
 pub use verify::VerifyReport;
 pub use view::{ScanPage, ScanRequest, StateGet, StateSnapshot};
 
 pub(crate) use build::{join_all as join_builders, spawn_builder, Chunk, ChunkOutcome};
+pub(crate) use fanout::Groups;
 pub(crate) use mode::KvStatus;
 
 use rocksdb::WriteBatch;

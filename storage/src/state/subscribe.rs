@@ -6,22 +6,13 @@
 //! follower that starts behind the tail. A slow subscriber is therefore
 //! never reset and never loses a change.
 //!
-//! A filtered subscription turns records into membership changes: a row
-//! that starts or keeps matching is an upsert, one that stops matching or is
-//! deleted is a delete, a row that never matched sends nothing. To know
-//! whether a change leaves the set, the subscription remembers the rows it
-//! has sent, as 128-bit digests of their keys (16 bytes and a slot of a hash
-//! set per matching row, up to [`MAX_TRACKED_MEMBERS`]; two keys with one
-//! digest, odds below 2^-88 at the cap, would cost only an extra delete of a
-//! row the reader does not hold). The changes a batch carries are derived
-//! once for all subscriptions that receive it (`changes.rs`); each
-//! subscription only evaluates its filter. A subscription that starts from an offset
-//! instead of a snapshot, or outgrows the cap, cannot know what its reader
-//! holds, and sends a delete for every non-matching change: a superset that
-//! a reader applying deletes of absent rows as no-ops gets right.
+//! A filtered subscription turns records into membership changes
+//! (`members.rs`). While it reads storage it converts each batch itself,
+//! from the changes derived once per batch for everyone (`changes.rs`); once
+//! it reaches the tail it joins the stream's group for its filter
+//! (`fanout.rs`), which the commit thread converts once per batch for all
+//! its members, and it leaves the group again if it falls behind.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,18 +20,19 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::changes::{member_id, Changes, FilterKey, Kind, MemberId};
+use super::changes::{member_id, Changes, FilterKey};
+use super::fanout::{GroupKey, Slot};
 use super::filter::Filter;
 use super::kv::{StateKey, StateRow};
+use super::members::Members;
 use super::view::StateSnapshot;
 use super::StateMode;
 use crate::batch::Batch;
-use crate::error::Result;
-use crate::follow::Follower;
+use crate::error::{Error, Result};
+use crate::follow::{FollowFrom, Follower};
+use crate::hub::End;
 use crate::shared::Shared;
-
-/// Most row keys a filtered subscription remembers (see the module docs).
-pub const MAX_TRACKED_MEMBERS: usize = 1 << 20;
+use crate::stream::StreamState;
 
 /// Record and key bytes of one snapshot event.
 const SNAPSHOT_CHUNK_BYTES: usize = 256 << 10;
@@ -103,14 +95,25 @@ pub enum StateEvent {
     },
     /// Unfiltered changes: the stored records, as followers get them.
     Records(Batch),
-    /// Filtered changes (never empty).
-    Changes(Vec<StateChange>),
+    /// Filtered changes (never empty), shared with the other subscriptions
+    /// of the same filter that receive them.
+    Changes(Arc<[StateChange]>),
 }
 
 enum Phase {
     Snapshot(Box<StateSnapshot>, Option<Follower>),
     Follow(Follower),
+    Grouped(Grouped),
     Done,
+}
+
+/// A subscription whose filter's group converts for it (`fanout.rs`).
+struct Grouped {
+    slot: Arc<Slot>,
+    key: GroupKey,
+    stream: Arc<StreamState>,
+    /// The offset after the last delivery taken from the inbox.
+    next: u64,
 }
 
 /// An async stream of [`StateEvent`]s (see [`crate::Engine::subscribe_state`]).
@@ -121,32 +124,9 @@ pub struct StateSubscription {
     filter: Option<(Filter, FilterKey)>,
     mode: StateMode,
     chunk_bytes: usize,
-    /// The rows the reader holds; `None` when unknown.
-    members: Option<Members>,
+    /// The rows the reader holds (handed to its group while it is in one).
+    members: Members,
 }
-
-/// Member ids are digests already: hashing them again would only cost time.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u128 ids are hashed; this keeps the trait total anyway.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u128(&mut self, id: u128) {
-        self.0 = id as u64;
-    }
-}
-
-type Members = HashSet<MemberId, BuildHasherDefault<IdHasher>>;
 
 impl StateSubscription {
     pub(crate) fn with_snapshot(
@@ -162,7 +142,7 @@ impl StateSubscription {
             phase: Phase::Snapshot(Box::new(snapshot), Some(follower)),
             filter: keyed(&req.filter),
             chunk_bytes: chunk(req.chunk_bytes),
-            members: Some(Members::default()),
+            members: Members::exact(),
         }
     }
 
@@ -175,7 +155,7 @@ impl StateSubscription {
             filter: keyed(&req.filter),
             mode,
             chunk_bytes: chunk(req.chunk_bytes),
-            members: None,
+            members: Members::unknown(),
         }
     }
 
@@ -185,25 +165,16 @@ impl StateSubscription {
         match &self.phase {
             Phase::Snapshot(s, _) => Some(s.fence()),
             Phase::Follow(f) => Some(f.next_offset()),
-            Phase::Done => None,
-        }
-    }
-
-    fn remember(&mut self, id: MemberId) {
-        if let Some(m) = &mut self.members {
-            if m.len() >= MAX_TRACKED_MEMBERS {
-                self.members = None; // degrade to the documented superset
-            } else {
-                m.insert(id);
+            Phase::Grouped(g) => {
+                // Read before the inbox: a publish stores it after pushing.
+                let through = g.slot.through();
+                Some(if g.slot.inbox.queue.is_empty() {
+                    through.max(g.next)
+                } else {
+                    g.next
+                })
             }
-        }
-    }
-
-    /// Whether a change that does not match must be sent as a delete.
-    fn forget(&mut self, id: MemberId) -> bool {
-        match &mut self.members {
-            Some(m) => m.remove(&id),
-            None => true,
+            Phase::Done => None,
         }
     }
 
@@ -214,43 +185,111 @@ impl StateSubscription {
             return Vec::new();
         }
         let matched = changes.matched(&filter.1, &filter.0);
-        let mut out = Vec::new();
-        for i in range {
-            let e = &changes.entries()[i];
-            let offset = e.offset;
-            match &e.kind {
-                Kind::Reset => {
-                    if let Some(m) = &mut self.members {
-                        m.clear();
-                    }
-                    out.push(StateChange::Reset { offset });
-                }
-                Kind::Put(row) => {
-                    if matched[i] {
-                        self.remember(row.id);
-                        out.push(StateChange::Upsert(StateRow {
-                            key: row.key.clone(),
-                            value: row.value.clone(),
-                            offset,
-                        }));
-                    } else if self.forget(row.id) {
-                        out.push(StateChange::Delete {
-                            key: row.key.clone(),
-                            offset,
-                        });
-                    }
-                }
-                Kind::Delete { id, key } => {
-                    if self.forget(*id) {
-                        out.push(StateChange::Delete {
-                            key: key.clone(),
-                            offset,
-                        });
-                    }
-                }
-            }
+        self.members.convert(&changes, range, &matched)
+    }
+
+    /// Moves a caught-up filtered subscription into its filter's group; the
+    /// follower it no longer needs is returned to be dropped (outside the
+    /// stream's lock, which dropping it takes).
+    fn join_group(&mut self) -> Option<Follower> {
+        let (filter, key) = self.filter.as_ref()?;
+        let Phase::Follow(f) = &self.phase else {
+            return None;
+        };
+        let group = GroupKey {
+            filter: key.clone(),
+            mode: self.mode,
+            exact: self.members.is_exact(),
+        };
+        let capacity = f.shared().config.follower_queue;
+        let members = &mut self.members;
+        let slot = f.at_tail(|live| {
+            let held = std::mem::take(members);
+            let at = live.next_offset;
+            (
+                live.state_groups
+                    .join(group.clone(), filter, held, at, capacity),
+                at,
+            )
+        })?;
+        let (slot, next) = slot;
+        let stream = Arc::clone(f.stream());
+        let Phase::Follow(f) = std::mem::replace(
+            &mut self.phase,
+            Phase::Grouped(Grouped {
+                slot,
+                key: group,
+                stream,
+                next,
+            }),
+        ) else {
+            unreachable!("checked above");
+        };
+        Some(f)
+    }
+
+    /// One step of a grouped subscription; `None` means "look again".
+    fn poll_grouped(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Result<StateEvent>>>> {
+        let Phase::Grouped(g) = &mut self.phase else {
+            return None;
+        };
+        if let Some(d) = g.slot.inbox.queue.pop() {
+            g.next = d.through;
+            return Some(Poll::Ready(Some(Ok(StateEvent::Changes(Arc::clone(
+                &d.changes,
+            ))))));
         }
-        out
+        if g.slot.inbox.lagged.load(Ordering::Acquire) {
+            // The group let it go: on alone from storage, with its rows.
+            let h = g
+                .slot
+                .take_handoff()
+                .expect("a handoff comes with the flag");
+            let shared = Arc::clone(
+                self.shared
+                    .as_ref()
+                    .expect("grouped readers have an engine"),
+            );
+            let stream = Arc::clone(&g.stream);
+            self.members = h.members;
+            return Some(
+                match Follower::new(shared, stream, FollowFrom::Offset(h.from)) {
+                    Ok(f) => {
+                        self.phase = Phase::Follow(f);
+                        return None;
+                    }
+                    Err(e) => {
+                        self.phase = Phase::Done;
+                        Poll::Ready(Some(Err(e)))
+                    }
+                },
+            );
+        }
+        let end = g.slot.inbox.end();
+        if end == End::Open {
+            g.slot.inbox.waker.register(cx.waker());
+            let inbox = &g.slot.inbox;
+            if inbox.queue.is_empty()
+                && !inbox.lagged.load(Ordering::Acquire)
+                && inbox.end() == End::Open
+            {
+                return Some(Poll::Pending);
+            }
+            return None;
+        }
+        self.leave_group();
+        self.phase = Phase::Done;
+        Some(Poll::Ready(match end {
+            End::Deleted => Some(Err(Error::NotFound)),
+            End::ShutDown => Some(Err(Error::ShutDown)),
+            _ => None,
+        }))
+    }
+
+    fn leave_group(&mut self) {
+        if let Phase::Grouped(g) = &self.phase {
+            g.stream.live.lock().state_groups.leave(&g.key, &g.slot);
+        }
     }
 }
 
@@ -267,6 +306,7 @@ fn opened(shared: &Option<Arc<Shared>>) {
 
 impl Drop for StateSubscription {
     fn drop(&mut self) {
+        self.leave_group();
         if let Some(s) = &self.shared {
             s.stats.state_subscriptions.fetch_sub(1, Ordering::Relaxed);
         }
@@ -308,14 +348,23 @@ impl Stream for StateSubscription {
                     }
                     if this.filter.is_some() {
                         for r in &rows {
-                            this.remember(member_id(&r.key.encode()));
+                            this.members.remember(member_id(&r.key.encode()));
                         }
                     }
                     return Poll::Ready(Some(Ok(StateEvent::Snapshot(rows))));
                 }
+                Phase::Grouped(_) => match this.poll_grouped(cx) {
+                    Some(p) => return p,
+                    None => continue,
+                },
                 Phase::Follow(f) => {
                     let batch = match Pin::new(f).poll_next(cx) {
-                        Poll::Pending => return Poll::Pending,
+                        Poll::Pending => {
+                            if this.join_group().is_some() {
+                                continue; // the old follower is dropped here
+                            }
+                            return Poll::Pending;
+                        }
                         Poll::Ready(None) => {
                             this.phase = Phase::Done;
                             return Poll::Ready(None);
@@ -333,7 +382,7 @@ impl Stream for StateSubscription {
                     let changes = this.convert(&filter, &batch);
                     this.filter = Some(filter);
                     if !changes.is_empty() {
-                        return Poll::Ready(Some(Ok(StateEvent::Changes(changes))));
+                        return Poll::Ready(Some(Ok(StateEvent::Changes(changes.into()))));
                     }
                 }
             }
@@ -351,7 +400,7 @@ pub fn changes_of(mode: StateMode, filter: &Filter, batch: &Batch) -> Vec<StateC
         filter: None,
         mode,
         chunk_bytes: 0,
-        members: None,
+        members: Members::unknown(),
     };
     sub.convert(&(filter.clone(), FilterKey::of(filter)), batch)
 }
