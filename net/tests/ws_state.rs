@@ -192,10 +192,13 @@ async fn binary_snapshot_and_changes_equal_a_scan() {
     send2(&mut ws, 10, sub(None)).await;
     send2(&mut ws, 11, sub(Some(red))).await;
     send2(&mut ws, 12, sub(Some(blue))).await;
+    // A second subscription of the same filter: both share one encoding of
+    // their changes, and each frame must still carry its own request id.
+    send2(&mut ws, 13, sub(Some(red))).await;
     let mut by_id = HashMap::new();
     let done = |m: &Message| matches!(m, Message::SnapshotDone(_));
     collect(&mut ws, &mut by_id, |b| {
-        has(b, 10, done) && has(b, 11, done) && has(b, 12, done)
+        has(b, 10, done) && has(b, 11, done) && has(b, 12, done) && has(b, 13, done)
     })
     .await;
     assert!(matches!(
@@ -229,16 +232,16 @@ async fn binary_snapshot_and_changes_equal_a_scan() {
             && upto(b, 10, 56)
             && upto(b, 11, 55)
             && upto(b, 12, 54)
+            && upto(b, 13, 55)
     })
     .await;
 
     let all = scan_all(&mut ws, 20, "kv", None).await;
     assert_eq!(all.len(), 51);
     assert_eq!(replay(&by_id[&10]), all);
-    assert_eq!(
-        replay(&by_id[&11]),
-        scan_all(&mut ws, 21, "kv", Some(red)).await
-    );
+    let reds = scan_all(&mut ws, 21, "kv", Some(red)).await;
+    assert_eq!(replay(&by_id[&11]), reds);
+    assert_eq!(replay(&by_id[&13]), reds);
     let blues = scan_all(&mut ws, 22, "kv", Some(blue)).await;
     assert_eq!(blues.len(), 2);
     assert_eq!(replay(&by_id[&12]), blues);

@@ -84,8 +84,8 @@ pub use record::{Record, RecordRef};
 pub use rules::{check_json, is_json, MAX_JSON_DEPTH};
 pub use shared::{CommitHook, Committed};
 pub use state::{
-    changes_of, Filter, ScanPage, ScanRequest, StateChange, StateEvent, StateGet, StateKey,
-    StateMode, StateRow, StateSnapshot, StateStatus, StateSubscription, SubscribeState,
+    changes_of, ChangeList, Filter, ScanPage, ScanRequest, StateChange, StateEvent, StateGet,
+    StateKey, StateMode, StateRow, StateSnapshot, StateStatus, StateSubscription, SubscribeState,
     VerifyReport, MAX_TRACKED_MEMBERS,
 };
 pub use stats::{EngineStats, HistogramSnapshot};

@@ -94,6 +94,15 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// A frame already encoded whole (a copy of a shared encoding with its
+    /// own request id).
+    pub(crate) fn whole(frame: Bytes) -> Encoded {
+        Encoded {
+            head: frame,
+            tail: Bytes::new(),
+        }
+    }
+
     /// Header and body bytes owned by this frame.
     pub fn head(&self) -> &Bytes {
         &self.head

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+mod change_frames;
 mod data;
 mod requests;
 mod sink;
@@ -33,8 +34,8 @@ use tokio::time::Instant;
 use weir_storage::Engine;
 
 use crate::proto::{
-    clamp_max_frame, DecodeError, Encoder, ErrorKind, Frame, Message, WireError, DEFAULT_MAX_FRAME,
-    MAX_VERSION, MIN_VERSION,
+    clamp_max_frame, DecodeError, Encoded, Encoder, ErrorKind, Frame, Message, WireError,
+    DEFAULT_MAX_FRAME, MAX_VERSION, MIN_VERSION,
 };
 
 pub use sink::{FrameSink, SinkClosed, SubscriptionSink, Transport};
@@ -253,20 +254,25 @@ impl<T: Transport> Session<T> {
         request_id: u32,
         message: Message,
     ) -> Result<(), SinkClosed> {
+        let e = self.encode(request_id, message)?;
+        sink.send(e).await
+    }
+
+    /// Encodes `message` for request `request_id`, counting errors sent.
+    pub(crate) fn encode(&self, request_id: u32, message: Message) -> Result<Encoded, SinkClosed> {
         if let Message::Error(e) = &message {
             self.stats.error_out(e.kind.code());
         }
         let frame = Frame::new(request_id, message);
         match self.encoder().encode(&frame) {
-            Ok(e) => sink.send(e).await,
+            Ok(e) => Ok(e),
             Err(e) => {
                 // Only a reply larger than the peer's limit gets here (a
                 // control message is at most 32 KiB and every peer accepts
                 // 64 KiB); report it rather than drop the request silently.
                 let err = WireError::new(ErrorKind::Internal, format!("cannot encode reply: {e}"));
                 let frame = Frame::new(request_id, Message::Error(err));
-                let e = self.encoder().encode(&frame).map_err(|_| SinkClosed)?;
-                sink.send(e).await
+                self.encoder().encode(&frame).map_err(|_| SinkClosed)
             }
         }
     }

@@ -7,21 +7,27 @@
 //! chunk of rows.
 
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use weir_storage::{Filter, ScanRequest, StateEvent, StateKey, StateSubscription};
 
+use super::change_frames::Prepared;
 use super::data::wire_parts;
-use super::{signalled, Session, Stop, SubscriptionSink, Transport};
+use super::{signalled, FrameSink, Session, Stop, SubscriptionSink, Transport};
 use crate::proto::{
-    Change, EndOfStream, ErrorKind, Get, GetResult, Message, Resume, ResumeReason, Scan, ScanPage,
+    Encoded, EndOfStream, ErrorKind, Get, GetResult, Message, Resume, ResumeReason, Scan, ScanPage,
     Snapshot, SnapshotDone, StateSubscribed, SubscribeState, WireError, WireRow, WireStateMode,
     HEADER_LEN,
 };
 
 /// Most rows one `Scan` page returns, whatever the client asks for.
 const MAX_SCAN_ROWS: usize = 10_000;
+
+/// Ready events a subscription delivers before it looks at its stop,
+/// connection and shutdown signals again.
+const FAST_EVENTS: u32 = 16;
 
 /// Rows per `Scan` page when the client leaves the choice to the server.
 const DEFAULT_SCAN_ROWS: usize = 256;
@@ -179,12 +185,15 @@ enum Next {
     Item(Option<weir_storage::Result<StateEvent>>),
 }
 
-/// The frames of one engine event, each within the peer's frame limit, and
-/// the offset after the last change they hold (`None` for snapshot rows).
+/// The frames of one engine event for subscription `id`, each within the
+/// peer's frame limit, and the offset after the last change they hold
+/// (`None` for snapshot rows).
 fn frames_of<T: Transport>(
     s: &Session<T>,
+    id: u32,
     ev: StateEvent,
-) -> Result<(Vec<Message>, Option<u64>), WireError> {
+) -> Result<(Vec<Encoded>, Option<u64>), WireError> {
+    let encode = |m: Message| s.encode(id, m).map_err(|_| internal());
     match ev {
         StateEvent::Snapshot(rows) => {
             let room = row_room(s);
@@ -198,45 +207,44 @@ fn frames_of<T: Transport>(
                     return Err(too_large(s.encoder().max_frame(), w.offset));
                 }
                 if size + len > room && !chunk.is_empty() {
-                    out.push(Message::Snapshot(Snapshot {
-                        rows: std::mem::take(&mut chunk),
-                    }));
+                    let rows = std::mem::take(&mut chunk);
+                    out.push(encode(Message::Snapshot(Snapshot { rows }))?);
                     size = 0;
                 }
                 size += len;
                 chunk.push(w);
             }
             if !chunk.is_empty() {
-                out.push(Message::Snapshot(Snapshot { rows: chunk }));
+                out.push(encode(Message::Snapshot(Snapshot { rows: chunk }))?);
             }
             Ok((out, None))
         }
         StateEvent::SnapshotDone { fence, rows } => Ok((
-            vec![Message::SnapshotDone(SnapshotDone { fence, rows })],
+            vec![encode(Message::SnapshotDone(SnapshotDone { fence, rows }))?],
             Some(fence),
         )),
         StateEvent::Records(b) => {
             let next = b.next_offset();
             let parts = wire_parts(&b, s.encoder().max_frame())?;
             s.stats.data_out();
-            Ok((parts.into_iter().map(Message::Data).collect(), Some(next)))
+            let frames = parts.into_iter().map(|p| encode(Message::Data(p)));
+            Ok((frames.collect::<Result<_, _>>()?, Some(next)))
         }
-        StateEvent::Changes(changes) => {
-            let room = row_room(s);
-            let mut out = Vec::new();
-            let mut next = None;
-            for c in changes.iter() {
-                let w = Change::from(c);
-                let len = w.wire_len();
-                if len > room {
-                    return Err(too_large(s.encoder().max_frame(), w.offset));
-                }
-                next = Some(w.offset + 1);
-                out.push(Message::Change(w));
+        StateEvent::Changes(list) => {
+            let max_frame = s.encoder().max_frame();
+            let prepared = Prepared::of(&list, &s.encoder(), row_room(s), |offset| {
+                too_large(max_frame, offset)
+            });
+            match &*prepared {
+                Ok(p) => Ok((p.frames(id).collect(), Some(p.next))),
+                Err(e) => Err(e.clone()),
             }
-            Ok((out, next))
         }
     }
+}
+
+fn internal() -> WireError {
+    WireError::new(ErrorKind::Internal, "cannot encode a subscription frame")
 }
 
 async fn run<T: Transport>(
@@ -284,14 +292,34 @@ async fn run<T: Transport>(
     // Offset after the last change handed to the channel: where a client
     // resumes (a snapshot subscription has delivered none before its fence).
     let mut sent = start;
+    // Events taken since the signals were last looked at (see below).
+    let mut unchecked = 0;
     loop {
-        let next = tokio::select! {
-            biased;
-            cmd = stop.recv() => Next::Stop(cmd),
-            () = &mut gone => Next::Gone,
-            () = &mut peer_gone => Next::Gone,
-            () = &mut down => Next::Shutdown,
-            item = stream.next() => Next::Item(item),
+        // An event that is ready is taken without polling the four signals
+        // first (one of them locks the QUIC connection), up to a bound that
+        // keeps an unsubscribe or a shutdown waiting for at most that many
+        // deliveries.
+        let ready = if unchecked < FAST_EVENTS {
+            std::future::poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await
+        } else {
+            Poll::Pending
+        };
+        let next = match ready {
+            Poll::Ready(item) => {
+                unchecked += 1;
+                Next::Item(item)
+            }
+            Poll::Pending => {
+                unchecked = 0;
+                tokio::select! {
+                    biased;
+                    cmd = stop.recv() => Next::Stop(cmd),
+                    () = &mut gone => Next::Gone,
+                    () = &mut peer_gone => Next::Gone,
+                    () = &mut down => Next::Shutdown,
+                    item = stream.next() => Next::Item(item),
+                }
+            }
         };
         let end = match next {
             Next::Stop(Some(Stop::Unsubscribe(tx))) => {
@@ -310,11 +338,11 @@ async fn run<T: Transport>(
             })),
             Next::Item(None) => Some(Message::EndOfStream(EndOfStream { next_offset: sent })),
             Next::Item(Some(Err(e))) => Some(failed(&e)),
-            Next::Item(Some(Ok(ev))) => match frames_of(s, ev) {
+            Next::Item(Some(Ok(ev))) => match frames_of(s, id, ev) {
                 Err(e) => Some(Message::Error(e)),
                 Ok((frames, after)) => {
-                    for m in frames {
-                        let write = s.send(&mut sink, id, m);
+                    for f in frames {
+                        let write = sink.send(f);
                         // As for plain subscriptions: a blocked write is
                         // abandoned only when the connection goes or the
                         // server drains past its grace period.

@@ -27,8 +27,8 @@ use parking_lot::Mutex;
 
 use super::changes::{Changes, FilterKey};
 use super::filter::Filter;
+use super::list::ChangeList;
 use super::members::Members;
-use super::subscribe::StateChange;
 use super::StateMode;
 use crate::batch::Batch;
 use crate::hub::{End, Subscriber};
@@ -45,7 +45,7 @@ pub(crate) struct GroupKey {
 /// A group's changes for one batch, shared by the members that receive them.
 pub(crate) struct Delivery {
     /// The membership changes (never empty).
-    pub changes: Arc<[StateChange]>,
+    pub changes: ChangeList,
     /// The offset after the batch they come from.
     pub through: u64,
 }
@@ -177,7 +177,7 @@ impl Groups {
                     let out = g.members.convert(&changes, range, &matched);
                     if !out.is_empty() {
                         let d = Arc::new(Delivery {
-                            changes: out.into(),
+                            changes: ChangeList::new(out),
                             through,
                         });
                         for s in &g.slots {

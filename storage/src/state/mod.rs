@@ -19,6 +19,7 @@
 //! - `changes.rs`: a batch's changes, derived once for all subscriptions;
 //! - `members.rs`: the rows a filtered reader holds, and its membership changes;
 //! - `fanout.rs`: caught-up filtered subscriptions, converted once per filter;
+//! - `list.rs`: a delivered list of changes, shared, with a memo for doors;
 //! - `build.rs`: building the state of a stream with history;
 //! - `subscribe.rs`: snapshot-then-changes subscriptions;
 //! - `verify.rs`: the offline check of state against log.
@@ -29,6 +30,7 @@ mod changes;
 mod fanout;
 pub(crate) mod filter;
 pub(crate) mod kv;
+mod list;
 mod members;
 mod mode;
 pub(crate) mod ops;
@@ -39,6 +41,7 @@ mod view;
 
 pub use filter::Filter;
 pub use kv::{StateKey, StateRow};
+pub use list::ChangeList;
 pub use members::MAX_TRACKED_MEMBERS;
 pub use mode::{StateMode, StateStatus};
 pub use subscribe::{changes_of, StateChange, StateEvent, StateSubscription, SubscribeState};

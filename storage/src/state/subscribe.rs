@@ -24,6 +24,7 @@ use super::changes::{member_id, Changes, FilterKey};
 use super::fanout::{GroupKey, Slot};
 use super::filter::Filter;
 use super::kv::{StateKey, StateRow};
+use super::list::ChangeList;
 use super::members::Members;
 use super::view::StateSnapshot;
 use super::StateMode;
@@ -97,7 +98,7 @@ pub enum StateEvent {
     Records(Batch),
     /// Filtered changes (never empty), shared with the other subscriptions
     /// of the same filter that receive them.
-    Changes(Arc<[StateChange]>),
+    Changes(ChangeList),
 }
 
 enum Phase {
@@ -235,9 +236,9 @@ impl StateSubscription {
         };
         if let Some(d) = g.slot.inbox.queue.pop() {
             g.next = d.through;
-            return Some(Poll::Ready(Some(Ok(StateEvent::Changes(Arc::clone(
-                &d.changes,
-            ))))));
+            return Some(Poll::Ready(Some(Ok(StateEvent::Changes(
+                d.changes.clone(),
+            )))));
         }
         if g.slot.inbox.lagged.load(Ordering::Acquire) {
             // The group let it go: on alone from storage, with its rows.
@@ -382,7 +383,9 @@ impl Stream for StateSubscription {
                     let changes = this.convert(&filter, &batch);
                     this.filter = Some(filter);
                     if !changes.is_empty() {
-                        return Poll::Ready(Some(Ok(StateEvent::Changes(changes.into()))));
+                        return Poll::Ready(Some(Ok(StateEvent::Changes(ChangeList::new(
+                            changes,
+                        )))));
                     }
                 }
             }
