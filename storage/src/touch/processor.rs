@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::change::canonical_change;
+use super::change::{canonical_head, whole};
 use super::config::TouchConfig;
 use super::derive::{fine_keys, TemplateSpec};
 use super::hot::Hot;
@@ -148,6 +148,7 @@ pub(crate) fn process(
         emit_fine = false;
     }
     let restricted = emit_fine && st.suppressed;
+    let values_wanted = emit_fine && !restricted && !templates.is_empty();
     stats.suppressed_by_lag = fine_demand && st.suppressed;
 
     let mut co = Coalescer::new(
@@ -161,20 +162,27 @@ pub(crate) fn process(
     let mut eligible_by_entity: HashMap<&str, (Vec<&TemplateSpec>, u64)> = HashMap::new();
     for row in rows {
         stats.max_append_time_ms = stats.max_append_time_ms.max(row.append_time_ms);
-        let Some(change) = canonical_change(row.payload) else {
+        // The identity first, and the values only if a template needs them;
+        // in one pass when fine touches are being emitted.
+        let head = if values_wanted {
+            whole(row.payload)
+        } else {
+            canonical_head(row.payload)
+        };
+        let Some(head) = head else {
             continue;
         };
         stats.changes += 1;
         let ts = row.append_time_ms;
         co.add(
-            keys::key_id(keys::table_key(&change.entity)),
+            keys::key_id(keys::table_key(&head.entity)),
             None,
             row.offset,
             ts,
             true,
         );
         stats.table_touches += 1;
-        let Some((entity, list)) = templates.get_key_value(&change.entity) else {
+        let Some((entity, list)) = templates.get_key_value(head.entity.as_ref()) else {
             continue;
         };
         // Hot templates cannot change during the batch (the hot set is
@@ -197,10 +205,11 @@ pub(crate) fn process(
             continue;
         }
         if restricted {
-            let e = entity_max.entry(change.entity.clone()).or_insert((0, 0));
+            let e = entity_max.entry(entity.clone()).or_insert((0, 0));
             *e = (e.0.max(row.offset), e.1.max(ts));
             continue;
         }
+        let change = head.full();
         for t in eligible.iter() {
             if row.offset < t.active_from {
                 continue;
