@@ -147,7 +147,8 @@ pub struct EngineStats {
     pub records_delivered: u64,
     /// Followers that fell behind their live queue and went back to storage.
     pub follower_fallbacks: u64,
-    /// Followers in streams' live sets now.
+    /// Followers in streams' live sets now, and filtered state
+    /// subscriptions in their filter's group (`state/fanout.rs`).
     pub live_followers: u64,
     /// State subscriptions open now.
     pub state_subscriptions: u64,
