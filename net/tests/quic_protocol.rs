@@ -123,12 +123,7 @@ fn head(stream: &str) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_on_one_stream_are_answered_by_id() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(
-        engine(dir.path(), 64),
-        dir.path(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await;
+    let server = TestServer::on_loopback(dir.path()).await;
     let mut raw = Raw::greeted(&server).await;
     let create = Message::Create(Create {
         stream: "s".into(),
@@ -178,12 +173,7 @@ async fn pipelined_requests_on_one_stream_are_answered_by_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_frames_get_an_error_and_a_closed_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(
-        engine(dir.path(), 64),
-        dir.path(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await;
+    let server = TestServer::on_loopback(dir.path()).await;
     // A well-behaved client that must be unaffected throughout.
     let good = server.client().await;
     good.create("ok", "text/plain").await.unwrap();
@@ -291,12 +281,7 @@ async fn hostile_frames_get_an_error_and_a_closed_connection() {
 #[tokio::test]
 async fn a_wrong_pin_names_the_servers_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(
-        engine(dir.path(), 64),
-        dir.path(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await;
+    let server = TestServer::on_loopback(dir.path()).await;
     let mut config = server.client_config();
     config.trust = weir_net::client::Trust::Fingerprint([0xab; 32]);
     let err = match weir_net::client::Client::connect(config).await {

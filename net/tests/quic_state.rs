@@ -113,12 +113,7 @@ fn val(n: u64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_changes_and_resume_equal_a_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(
-        engine(dir.path(), 64),
-        dir.path(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await;
+    let server = TestServer::on_loopback(dir.path()).await;
     let client = server.client().await;
     let created = client
         .create_with(Create {

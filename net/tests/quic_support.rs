@@ -34,6 +34,11 @@ impl TestServer {
         Self::start_with(engine, dir, addr, |_| {}).await
     }
 
+    /// A server on a free loopback port over a fresh engine in `dir`.
+    pub async fn on_loopback(dir: &Path) -> TestServer {
+        Self::start(engine(dir, 64), dir, "127.0.0.1:0".parse().unwrap()).await
+    }
+
     /// Starts with the configuration adjusted by `f`.
     pub async fn start_with(
         engine: Engine,

@@ -121,11 +121,9 @@ impl Follower {
         }
         let sub = self.sub.as_ref()?;
         let mut live = self.stream.live.lock();
-        let idle = sub.queue.is_empty() && !sub.lagged.load(Ordering::Acquire);
+        let idle =
+            sub.queue.is_empty() && !sub.lagged.load(Ordering::Acquire) && sub.end() == End::Open;
         if live.deleted || live.closed || live.next_offset != self.next || !idle {
-            return None;
-        }
-        if sub.end() != End::Open {
             return None;
         }
         Some(f(&mut live))

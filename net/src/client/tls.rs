@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use crate::quic::tls::{provider, ALPN};
+use crate::quic::tls::{fingerprint, hex, provider, ALPN};
 
 /// What the client trusts.
 #[derive(Debug, Clone)]
@@ -38,16 +38,14 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let presented = Sha256::digest(end_entity.as_ref());
-        if presented.as_slice() == self.fingerprint {
+        if Sha256::digest(end_entity.as_ref()).as_slice() == self.fingerprint {
             Ok(ServerCertVerified::assertion())
         } else {
             // Say which certificate the server has, so that a stale pin is
             // fixed by reading one line rather than by guessing.
-            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
             Err(rustls::Error::General(format!(
                 "fingerprint mismatch: the server's certificate is sha256 {}, the pinned one {}",
-                hex(&presented),
+                fingerprint(end_entity.as_ref()),
                 hex(&self.fingerprint)
             )))
         }

@@ -22,10 +22,12 @@ pub const SELF_SIGNED_KEY: &str = "quic-key.pem";
 
 /// Lower-case hex SHA-256 of a DER certificate: the value clients pin.
 pub fn fingerprint(cert_der: &[u8]) -> String {
-    Sha256::digest(cert_der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(cert_der))
+}
+
+/// Lower-case hex of `bytes` (fingerprints, as printed and pinned).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses a fingerprint in hex, with or without `:` separators and an

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::changes::{Changes, FilterKey};
+use super::changes::FilterKey;
 use super::filter::Filter;
 use super::list::ChangeList;
 use super::members::Members;
@@ -169,24 +169,19 @@ impl Groups {
                 if g.slots.is_empty() {
                     break;
                 }
-                let changes = Changes::of(b, g.key.mode);
-                let range = changes.range(b);
                 let through = b.next_offset();
-                if !range.is_empty() {
-                    let matched = changes.matched(&g.key.filter, &g.filter);
-                    let out = g.members.convert(&changes, range, &matched);
-                    if !out.is_empty() {
-                        let d = Arc::new(Delivery {
-                            changes: ChangeList::new(out),
-                            through,
-                        });
-                        for s in &g.slots {
-                            // Cannot fail: the slot had room, and only the
-                            // commit thread pushes, once per batch.
-                            let _ = s.inbox.queue.push(Arc::clone(&d));
-                        }
-                        delivered = true;
+                let out = g.members.convert(b, g.key.mode, &g.filter, &g.key.filter);
+                if !out.is_empty() {
+                    let d = Arc::new(Delivery {
+                        changes: ChangeList::new(out),
+                        through,
+                    });
+                    for s in &g.slots {
+                        // Cannot fail: the slot had room, and only the
+                        // commit thread pushes, once per batch.
+                        let _ = s.inbox.queue.push(Arc::clone(&d));
                     }
+                    delivered = true;
                 }
                 for s in &g.slots {
                     s.through.store(through, Ordering::Release);

@@ -17,11 +17,13 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::ops::Range;
 
-use super::changes::{Changes, Kind, MemberId};
+use super::changes::{Changes, FilterKey, Kind, MemberId};
+use super::filter::Filter;
 use super::kv::StateRow;
 use super::subscribe::StateChange;
+use super::StateMode;
+use crate::batch::Batch;
 
 /// Most row keys a filtered subscription remembers (see the module docs).
 pub const MAX_TRACKED_MEMBERS: usize = 1 << 20;
@@ -100,15 +102,22 @@ impl Members {
         }
     }
 
-    /// The membership changes of `changes.entries()[range]` for a reader
-    /// holding this set, whose filter's results are `matched`; the set
-    /// moves past them.
+    /// The membership changes of `batch` (of a stream in `mode`) for a
+    /// reader holding this set with `filter` (`key` shares its evaluation
+    /// with equal filters); the set moves past them.
     pub fn convert(
         &mut self,
-        changes: &Changes,
-        range: Range<usize>,
-        matched: &[bool],
+        batch: &Batch,
+        mode: StateMode,
+        filter: &Filter,
+        key: &FilterKey,
     ) -> Vec<StateChange> {
+        let changes = Changes::of(batch, mode);
+        let range = changes.range(batch);
+        if range.is_empty() {
+            return Vec::new();
+        }
+        let matched = changes.matched(key, filter);
         let mut out = Vec::new();
         for i in range {
             let e = &changes.entries()[i];

@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::changes::{member_id, Changes, FilterKey};
+use super::changes::{member_id, FilterKey};
 use super::fanout::{GroupKey, Slot};
 use super::filter::Filter;
 use super::kv::{StateKey, StateRow};
@@ -119,8 +119,8 @@ struct Grouped {
 
 /// An async stream of [`StateEvent`]s (see [`crate::Engine::subscribe_state`]).
 pub struct StateSubscription {
-    /// Where the open-subscriptions gauge lives (`None`: a stateless reader).
-    shared: Option<Arc<Shared>>,
+    /// Where the open-subscriptions gauge lives.
+    shared: Arc<Shared>,
     phase: Phase,
     filter: Option<(Filter, FilterKey)>,
     mode: StateMode,
@@ -135,8 +135,7 @@ impl StateSubscription {
         follower: Follower,
         req: &SubscribeState,
     ) -> Self {
-        let shared = Some(Arc::clone(follower.shared()));
-        opened(&shared);
+        let shared = opened(follower.shared());
         StateSubscription {
             shared,
             mode: snapshot.mode(),
@@ -148,8 +147,7 @@ impl StateSubscription {
     }
 
     pub(crate) fn from_offset(follower: Follower, mode: StateMode, req: &SubscribeState) -> Self {
-        let shared = Some(Arc::clone(follower.shared()));
-        opened(&shared);
+        let shared = opened(follower.shared());
         StateSubscription {
             shared,
             phase: Phase::Follow(follower),
@@ -177,16 +175,6 @@ impl StateSubscription {
             }
             Phase::Done => None,
         }
-    }
-
-    fn convert(&mut self, filter: &(Filter, FilterKey), batch: &Batch) -> Vec<StateChange> {
-        let changes = Changes::of(batch, self.mode);
-        let range = changes.range(batch);
-        if range.is_empty() {
-            return Vec::new();
-        }
-        let matched = changes.matched(&filter.1, &filter.0);
-        self.members.convert(&changes, range, &matched)
     }
 
     /// Moves a caught-up filtered subscription into its filter's group; the
@@ -246,11 +234,7 @@ impl StateSubscription {
                 .slot
                 .take_handoff()
                 .expect("a handoff comes with the flag");
-            let shared = Arc::clone(
-                self.shared
-                    .as_ref()
-                    .expect("grouped readers have an engine"),
-            );
+            let shared = Arc::clone(&self.shared);
             let stream = Arc::clone(&g.stream);
             self.members = h.members;
             return Some(
@@ -299,18 +283,21 @@ fn keyed(filter: &Option<Filter>) -> Option<(Filter, FilterKey)> {
     filter.as_ref().map(|f| (f.clone(), FilterKey::of(f)))
 }
 
-fn opened(shared: &Option<Arc<Shared>>) {
-    if let Some(s) = shared {
-        s.stats.state_subscriptions.fetch_add(1, Ordering::Relaxed);
-    }
+fn opened(shared: &Arc<Shared>) -> Arc<Shared> {
+    shared
+        .stats
+        .state_subscriptions
+        .fetch_add(1, Ordering::Relaxed);
+    Arc::clone(shared)
 }
 
 impl Drop for StateSubscription {
     fn drop(&mut self) {
         self.leave_group();
-        if let Some(s) = &self.shared {
-            s.stats.state_subscriptions.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.shared
+            .stats
+            .state_subscriptions
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -380,7 +367,9 @@ impl Stream for StateSubscription {
                     let Some(filter) = this.filter.take() else {
                         return Poll::Ready(Some(Ok(StateEvent::Records(batch))));
                     };
-                    let changes = this.convert(&filter, &batch);
+                    let changes = this
+                        .members
+                        .convert(&batch, this.mode, &filter.0, &filter.1);
                     this.filter = Some(filter);
                     if !changes.is_empty() {
                         return Poll::Ready(Some(Ok(StateEvent::Changes(ChangeList::new(
@@ -397,15 +386,7 @@ impl Stream for StateSubscription {
 /// gets for `batch`: upserts of matching rows, and a delete for every other
 /// change (it cannot know which rows its client holds).
 pub fn changes_of(mode: StateMode, filter: &Filter, batch: &Batch) -> Vec<StateChange> {
-    let mut sub = StateSubscription {
-        shared: None,
-        phase: Phase::Done,
-        filter: None,
-        mode,
-        chunk_bytes: 0,
-        members: Members::unknown(),
-    };
-    sub.convert(&(filter.clone(), FilterKey::of(filter)), batch)
+    Members::unknown().convert(batch, mode, filter, &FilterKey::of(filter))
 }
 
 /// Subscriptions move between executor threads.
