@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use support::{engine, TestServer};
+use support::TestServer;
 use weir_net::client::{StateItem, StateSubscription};
 use weir_net::proto::{ChangeOp, Create, Scan, WireKey, WireStateMode};
 use weir_storage::Record;
