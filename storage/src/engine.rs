@@ -96,6 +96,7 @@ impl Engine {
             reads: crate::read_pool::ReadPool::start(config_read_threads)?,
             extensions: Mutex::new(Vec::new()),
             hooks: RwLock::new(Vec::new()),
+            health: Default::default(),
             #[cfg(test)]
             fail_writes: Default::default(),
         });
@@ -162,6 +163,13 @@ impl Engine {
                 .is_some_and(|h| !h.is_finished())
     }
 
+    /// Why writes fail now (a full disk, another storage error), or `None`
+    /// while they succeed. Clears by itself once a write, or the commit
+    /// thread's probe, succeeds again.
+    pub fn write_fault(&self) -> Option<crate::WriteFault> {
+        self.inner.shared.health.fault()
+    }
+
     /// Counters and figures for operators, read now. RocksDB's figures are
     /// summed over the column families.
     pub fn stats(&self) -> crate::stats::EngineStats {
@@ -213,6 +221,7 @@ impl Engine {
             follower_fallbacks: sh.stats.fallbacks.load(Relaxed),
             live_followers,
             state_subscriptions: sh.stats.state_subscriptions.load(Relaxed),
+            write_faulted: u64::from(sh.health.is_faulted()),
         }
     }
 

@@ -98,6 +98,10 @@ pub enum Error {
     /// RocksDB reported an error; the operation did not take effect.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The filesystem under the data directory is full; the operation did
+    /// not take effect. Writes resume by themselves once space is freed.
+    #[error("storage full: {0} (nothing was written; writes resume once space is freed)")]
+    NoSpace(String),
     /// Stored bytes failed validation; the data directory is damaged.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -105,7 +109,15 @@ pub enum Error {
 
 impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
-        Error::Storage(e.into_string())
+        let text = e.into_string();
+        // RocksDB's C API keeps only the status text: ENOSPC shows as the
+        // OS's own words, both on the failing write and on every write
+        // refused afterwards for the same background error.
+        if text.contains("No space left on device") || text.contains("NoSpace") {
+            Error::NoSpace(text)
+        } else {
+            Error::Storage(text)
+        }
     }
 }
 

@@ -66,6 +66,7 @@ mod stats;
 mod stream;
 pub mod templates;
 pub mod touch;
+mod write_health;
 
 pub use batch::Batch;
 pub use clock::now_ms;
@@ -93,3 +94,4 @@ pub use touch::{
     ActivatedTemplate, Activation, TouchMode, WaitOutcome, WaitRequest, WaitStatus,
     LIVE_METRICS_STREAM,
 };
+pub use write_health::WriteFault;

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Values the engine's users attach to it, one per type (see
     /// [`crate::Engine::extension`]).
     pub extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Whether writes succeed (`write_health.rs`).
+    pub health: crate::write_health::WriteHealth,
     /// Fault injection for tests: every write fails while set.
     #[cfg(test)]
     pub fail_writes: std::sync::atomic::AtomicBool,

@@ -152,4 +152,6 @@ pub struct EngineStats {
     pub live_followers: u64,
     /// State subscriptions open now.
     pub state_subscriptions: u64,
+    /// 1 while commit writes fail (a full disk or another storage error).
+    pub write_faulted: u64,
 }

@@ -24,6 +24,7 @@ pub fn reply(e: &Error) -> Reply {
         Error::NotStateStream => StatusCode::CONFLICT,
         Error::ShutDown | Error::StateBuilding { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Storage(_) | Error::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
     };
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %e, "engine error");
@@ -35,6 +36,8 @@ pub fn reply(e: &Error) -> Reply {
         Error::SequenceGap { expected, received } => r
             .header("producer-expected-seq", expected.to_string())
             .header("producer-received-seq", received.to_string()),
+        // Recovery polls for space every few seconds.
+        Error::NoSpace(_) => r.header("retry-after", "5"),
         Error::StateBuilding { done, total } => r
             .header("retry-after", "1")
             .header("stream-state-progress", format!("{done}/{total}")),

@@ -17,13 +17,20 @@ pub const READYZ: &str = "/readyz";
 
 /// Answers a health path, or `None` if `path` is not one.
 pub fn handle(ctx: &Ctx, path: &str) -> Option<Reply> {
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
     let (status, text) = match path {
-        HEALTHZ => (StatusCode::OK, "ok\n"),
-        READYZ if *ctx.stop.borrow() => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        READYZ if !ctx.engine.is_running() => {
-            (StatusCode::SERVICE_UNAVAILABLE, "storage engine stopped\n")
-        }
-        READYZ => (StatusCode::OK, "ready\n"),
+        HEALTHZ => (StatusCode::OK, "ok\n".to_string()),
+        READYZ if *ctx.stop.borrow() => (unavailable, "draining\n".to_string()),
+        READYZ if !ctx.engine.is_running() => (unavailable, "storage engine stopped\n".into()),
+        READYZ => match ctx.engine.write_fault() {
+            // Reads still work, but a balancer should send writers elsewhere.
+            Some(f) if f.no_space => (
+                unavailable,
+                "disk full: writes fail until space is freed (reads work)\n".into(),
+            ),
+            Some(f) => (unavailable, format!("writes failing: {}\n", f.message)),
+            None => (StatusCode::OK, "ready\n".to_string()),
+        },
         _ => return None,
     };
     Some(

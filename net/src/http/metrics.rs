@@ -159,7 +159,7 @@ impl Collector for EngineCollector {
             let m = ConstCounter::new(v);
             m.encode(enc.encode_descriptor(name, help, None, m.metric_type())?)?;
         }
-        let gauges: [(&str, &str, Option<Unit>, u64); 10] = [
+        let gauges: [(&str, &str, Option<Unit>, u64); 11] = [
             (
                 "commit_queue_depth",
                 "requests waiting for the commit thread",
@@ -167,6 +167,12 @@ impl Collector for EngineCollector {
                 s.commit_queue,
             ),
             ("streams", "open streams", None, s.streams),
+            (
+                "storage_write_faulted",
+                "1 while commit writes fail (a full disk or another storage error); clears by itself",
+                None,
+                s.write_faulted,
+            ),
             (
                 "state_streams",
                 "streams that keep key-value state",

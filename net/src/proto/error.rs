@@ -242,6 +242,8 @@ impl From<&StorageError> for WireError {
                 offset: *offset,
                 tail: *tail,
             },
+            // A full disk is a storage error on the wire; the text says which.
+            StorageError::NoSpace(_) => return WireError::new(ErrorKind::Storage, e.to_string()),
             StorageError::Invalid(s) | StorageError::Storage(s) | StorageError::Corrupt(s) => {
                 // These carry their whole meaning in the text: send it bare so
                 // `to_storage` gives back the same error.

@@ -168,9 +168,39 @@ impl Committer {
         }
     }
 
+    /// The next request; while writes fail, waits at most a probe interval
+    /// for it and probes the disk when none comes (see `write_health.rs`).
+    /// `None` once every sender is gone.
+    fn next_request(&mut self) -> Option<Queued> {
+        use crossbeam::channel::RecvTimeoutError;
+        loop {
+            if !self.shared.health.is_faulted() {
+                return self.rx.recv().ok();
+            }
+            match self.rx.recv_timeout(crate::write_health::PROBE_INTERVAL) {
+                Ok(q) => return Some(q),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => self.probe(),
+            }
+        }
+    }
+
+    /// Retries the disk with a write that changes nothing: the stream-id
+    /// counter rewritten with the value it already holds. It goes through
+    /// the one write path, so its success clears the fault like any other.
+    fn probe(&mut self) {
+        let mut wb = rocksdb::WriteBatch::default();
+        wb.put_cf(
+            &self.shared.cf(crate::keys::CF_STREAMS),
+            crate::keys::NEXT_ID_KEY,
+            self.next_id.to_le_bytes(),
+        );
+        let _ = self.write(write::Write::new(wb));
+    }
+
     /// Runs until a `Shutdown` command or until every sender is gone.
     pub fn run(mut self) {
-        while let Ok(first) = self.rx.recv() {
+        while let Some(first) = self.next_request() {
             let mut group = Group::default();
             // Taking a request out of the queue gives its permit back.
             let mut next = Some(first.into_cmd());

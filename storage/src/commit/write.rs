@@ -116,6 +116,7 @@ impl Committer {
         if let Err(e) = written {
             return self.fail(&marks, Error::from(e));
         }
+        self.shared.health.succeeded();
         let mut committed = Vec::new();
         for e in effects {
             self.apply(e, &mut committed);
@@ -125,7 +126,14 @@ impl Committer {
     }
 
     fn fail(&self, marks: &[Mark], e: Error) -> Result<Duration> {
-        tracing::error!(error = %e, "commit write failed");
+        // A full disk fails every write until space is freed: say so once
+        // (the health does), not once per group.
+        if self.shared.health.is_faulted() {
+            tracing::debug!(error = %e, "commit write failed");
+        } else {
+            tracing::error!(error = %e, "commit write failed");
+        }
+        self.shared.health.failed(&e);
         for m in marks.iter().rev() {
             m.undo();
         }
@@ -317,6 +325,42 @@ mod tests {
         assert_eq!((b.first_offset(), b.len()), (0, 1));
         assert_eq!(b.get(0).unwrap().payload, b"y");
         e.delete_stream("b").unwrap();
+        e.shutdown();
+    }
+
+    /// A failed write marks the engine faulted (readiness reads it), and
+    /// the commit thread's probe clears the fault once the disk works again,
+    /// with no client write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_probe_clears_a_write_fault_without_client_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), EngineConfig::default()).unwrap();
+        e.create_stream("a", StreamConfig::new("text/plain"))
+            .unwrap();
+        assert_eq!(e.write_fault(), None);
+        e.shared().fail_writes.store(true, Ordering::SeqCst);
+        assert!(e.append_async("a", one("x")).await.is_err());
+        let f = e.write_fault().expect("faulted after a failed write");
+        assert!(f.message.contains("injected"), "{f:?}");
+        assert!(!f.no_space);
+        assert_eq!(e.stats().write_faulted, 1);
+        // Probes keep failing while the disk does.
+        std::thread::sleep(Duration::from_millis(2_500));
+        assert!(e.write_fault().is_some());
+
+        e.shared().fail_writes.store(false, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        while e.write_fault().is_some() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the probe never cleared the fault"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(e.stats().write_faulted, 0);
+        assert_eq!(e.tail("a").unwrap().0, 0, "the probe writes no record");
+        let r = e.append_async("a", one("y")).await.unwrap();
+        assert_eq!(r.first_offset, 0);
         e.shutdown();
     }
 }

@@ -140,3 +140,16 @@ fn decode_errors_map_to_their_kinds() {
         assert_eq!(wire.message, e.to_string());
     }
 }
+
+#[test]
+fn a_full_disk_is_a_storage_error_that_says_so() {
+    let e = StorageError::NoSpace("IO error: No space left on device".into());
+    let wire = WireError::from(&e);
+    assert_eq!(wire.kind, ErrorKind::Storage);
+    assert!(
+        wire.message.starts_with("storage full: "),
+        "{}",
+        wire.message
+    );
+    assert!(wire.message.contains("writes resume once space is freed"));
+}
