@@ -18,6 +18,7 @@
 
 mod change_frames;
 mod data;
+mod deliveries;
 mod requests;
 mod sink;
 mod state;
@@ -127,6 +128,8 @@ pub struct Session<T: Transport> {
     /// Turned true when the connection is gone, so subscription tasks that
     /// wait for new records end too.
     closed: watch::Sender<bool>,
+    /// The one task that runs all of the connection's subscriptions.
+    deliveries: deliveries::Deliveries,
     /// Keeps the door's open-connections gauge up for the session's life.
     _open: Option<crate::door_metrics::Gauge>,
 }
@@ -157,7 +160,15 @@ impl<T: Transport> Session<T> {
             }),
             shutdown,
             closed: watch::Sender::new(false),
+            deliveries: Default::default(),
         })
+    }
+
+    /// Runs a subscription's loop on the connection's subscription task
+    /// (`deliveries.rs`), so one commit's deliveries to this connection are
+    /// written in one go.
+    fn run_subscription(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.deliveries.spawn(f);
     }
 
     /// A bearer token the transport received before `Hello` (checked when

@@ -172,7 +172,8 @@ pub(crate) async fn start<T: Transport>(
     s.lock().subs.insert(id, tx);
     let s = Arc::clone(s);
     let reply = reply.clone();
-    tokio::spawn(async move {
+    let runner = Arc::clone(&s);
+    runner.run_subscription(async move {
         run(&s, id, mode, start, stream, rx, reply).await;
         s.done(id);
     });

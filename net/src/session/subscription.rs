@@ -39,7 +39,8 @@ pub(crate) async fn start<T: Transport>(
     s.lock().subs.insert(id, tx);
     let s = Arc::clone(s);
     let reply = reply.clone();
-    tokio::spawn(async move {
+    let runner = Arc::clone(&s);
+    runner.run_subscription(async move {
         run(&s, id, follower, rx, reply).await;
         s.done(id);
     });
