@@ -19,6 +19,7 @@
 mod change_frames;
 mod data;
 mod deliveries;
+mod gate;
 mod requests;
 mod sink;
 mod state;

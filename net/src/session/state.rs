@@ -15,6 +15,7 @@ use weir_storage::{Filter, ScanRequest, StateEvent, StateKey, StateSubscription}
 
 use super::change_frames::Prepared;
 use super::data::wire_parts;
+use super::gate::Gated;
 use super::{signalled, FrameSink, Session, Stop, SubscriptionSink, Transport};
 use crate::proto::{
     Encoded, EndOfStream, ErrorKind, Get, GetResult, Message, Resume, ResumeReason, Scan, ScanPage,
@@ -24,10 +25,6 @@ use crate::proto::{
 
 /// Most rows one `Scan` page returns, whatever the client asks for.
 const MAX_SCAN_ROWS: usize = 10_000;
-
-/// Ready events a subscription delivers before it looks at its stop,
-/// connection and shutdown signals again.
-const FAST_EVENTS: u32 = 16;
 
 /// Rows per `Scan` page when the client leaves the choice to the server.
 const DEFAULT_SCAN_ROWS: usize = 256;
@@ -46,7 +43,11 @@ fn parse_filter(text: Option<&str>) -> Result<Option<Filter>, WireError> {
 
 /// Room for row bytes in one frame for this peer (header and list length aside).
 fn row_room<T: Transport>(s: &Session<T>) -> usize {
-    (s.encoder().max_frame() as usize).saturating_sub(HEADER_LEN + 64)
+    row_room_of(s.encoder().max_frame())
+}
+
+fn row_room_of(max_frame: u32) -> usize {
+    (max_frame as usize).saturating_sub(HEADER_LEN + 64)
 }
 
 fn too_large(max_frame: u32, offset: u64) -> WireError {
@@ -232,10 +233,12 @@ fn frames_of<T: Transport>(
             Ok((frames.collect::<Result<_, _>>()?, Some(next)))
         }
         StateEvent::Changes(list) => {
-            let max_frame = s.encoder().max_frame();
-            let prepared = Prepared::of(&list, &s.encoder(), row_room(s), |offset| {
-                too_large(max_frame, offset)
-            });
+            // The hot path: one look at the session's encoder (it takes the
+            // session's lock), not three.
+            let enc = s.encoder();
+            let max_frame = enc.max_frame();
+            let room = row_room_of(max_frame);
+            let prepared = Prepared::of(&list, &enc, room, |offset| too_large(max_frame, offset));
             match &*prepared {
                 Ok(p) => Ok((p.frames(id).collect(), Some(p.next))),
                 Err(e) => Err(e.clone()),
@@ -282,46 +285,31 @@ async fn run<T: Transport>(
     }
     let mut shutdown = s.shutdown_signal();
     let mut closed = s.closed_signal();
-    // The loop's own waits on both signals live as long as the loop: a wait
-    // made afresh each turn would register on (and leave) the shared
-    // notifiers once per delivery.
-    let mut gone = std::pin::pin!(super::until_signalled(s.closed_signal()));
-    let mut down = std::pin::pin!(super::until_signalled(s.shutdown_signal()));
+    // What ends the subscription, as one future polled only when it woke
+    // the task (`gate.rs`): a delivery costs no signal polls.
+    let (gone, down) = (s.closed_signal(), s.shutdown_signal());
     let peer_gone = sink.peer_gone();
-    tokio::pin!(peer_gone);
+    let mut ending = Gated::new(async move {
+        tokio::select! {
+            biased;
+            cmd = stop.recv() => Next::Stop(cmd),
+            () = super::until_signalled(gone) => Next::Gone,
+            () = peer_gone => Next::Gone,
+            () = super::until_signalled(down) => Next::Shutdown,
+        }
+    });
     let grace = s.config.shutdown_grace;
     // Offset after the last change handed to the channel: where a client
     // resumes (a snapshot subscription has delivered none before its fence).
     let mut sent = start;
-    // Events taken since the signals were last looked at (see below).
-    let mut unchecked = 0;
     loop {
-        // An event that is ready is taken without polling the four signals
-        // first (one of them locks the QUIC connection), up to a bound that
-        // keeps an unsubscribe or a shutdown waiting for at most that many
-        // deliveries.
-        let ready = if unchecked < FAST_EVENTS {
-            std::future::poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await
-        } else {
-            Poll::Pending
-        };
-        let next = match ready {
-            Poll::Ready(item) => {
-                unchecked += 1;
-                Next::Item(item)
+        let next = std::future::poll_fn(|cx| {
+            if let Poll::Ready(n) = ending.poll_if_woken(cx) {
+                return Poll::Ready(n);
             }
-            Poll::Pending => {
-                unchecked = 0;
-                tokio::select! {
-                    biased;
-                    cmd = stop.recv() => Next::Stop(cmd),
-                    () = &mut gone => Next::Gone,
-                    () = &mut peer_gone => Next::Gone,
-                    () = &mut down => Next::Shutdown,
-                    item = stream.next() => Next::Item(item),
-                }
-            }
-        };
+            stream.poll_next_unpin(cx).map(Next::Item)
+        })
+        .await;
         let end = match next {
             Next::Stop(Some(Stop::Unsubscribe(tx))) => {
                 sink.finish().await;

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use weir_storage::Follower;
 
 use super::data::wire_parts;
+use super::gate::Gated;
 use super::{signalled, Session, Stop, SubscriptionSink, Transport};
 use crate::proto::{
     EndOfStream, ErrorKind, Message, Resume, ResumeReason, Subscribe, Subscribed, WireError,
@@ -84,27 +85,33 @@ async fn run<T: Transport>(
     }
     let mut shutdown = s.shutdown_signal();
     let mut closed = s.closed_signal();
-    // The loop's own waits on both signals live as long as the loop: a wait
-    // made afresh each turn would register on (and leave) the shared
-    // notifiers once per delivery.
-    let mut gone = std::pin::pin!(super::until_signalled(s.closed_signal()));
-    let mut down = std::pin::pin!(super::until_signalled(s.shutdown_signal()));
-    // A reader that goes away while the stream is quiet must not leave this
-    // task (and its follower) waiting for a record that may never come.
+    // What ends the subscription, as one future polled only when it woke
+    // the task (`gate.rs`): a delivery costs no signal polls. The peer's
+    // going counts too: a reader that leaves while the stream is quiet must
+    // not leave this task (and its follower) waiting for a record that may
+    // never come.
+    let (gone, down) = (s.closed_signal(), s.shutdown_signal());
     let peer_gone = sink.peer_gone();
-    tokio::pin!(peer_gone);
+    let mut ending = Gated::new(async move {
+        tokio::select! {
+            biased;
+            cmd = stop.recv() => Next::Stop(cmd),
+            () = super::until_signalled(gone) => Next::Gone,
+            () = peer_gone => Next::Gone,
+            () = super::until_signalled(down) => Next::Shutdown,
+        }
+    });
     let grace = s.config.shutdown_grace;
     // Offset after the last record handed to the channel.
     let mut sent = fence;
     loop {
-        let next = tokio::select! {
-            biased;
-            cmd = stop.recv() => Next::Stop(cmd),
-            () = &mut gone => Next::Gone,
-            () = &mut peer_gone => Next::Gone,
-            () = &mut down => Next::Shutdown,
-            item = follower.next() => Next::Item(item),
-        };
+        let next = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(n) = ending.poll_if_woken(cx) {
+                return std::task::Poll::Ready(n);
+            }
+            follower.poll_next_unpin(cx).map(Next::Item)
+        })
+        .await;
         let end = match next {
             Next::Stop(Some(Stop::Unsubscribe(tx))) => {
                 sink.finish().await;
