@@ -205,6 +205,9 @@ pub struct StorageSection {
     /// Disk bound of the file cache of large batches that HTTP reads send
     /// with `sendfile`, in MiB; 0 turns it off.
     pub file_cache_mb: u64,
+    /// Stored batches of at least this many bytes go to RocksDB blob files
+    /// (0: never); see `EngineConfig::blob_min_bytes`.
+    pub blob_min_bytes: usize,
 }
 
 impl Default for Config {
@@ -230,6 +233,7 @@ impl Default for StorageSection {
             commit_queue: e.commit_queue,
             max_key_len: e.max_key_len,
             file_cache_mb: e.file_cache_bytes >> 20,
+            blob_min_bytes: e.blob_min_bytes,
         }
     }
 }
@@ -414,6 +418,7 @@ impl Config {
             commit_queue: self.storage.commit_queue,
             max_key_len: self.storage.max_key_len,
             file_cache_bytes: self.storage.file_cache_mb << 20,
+            blob_min_bytes: self.storage.blob_min_bytes,
             ..EngineConfig::default()
         })
     }
@@ -525,7 +530,7 @@ mod tests {
         let file = dir.path().join("weir.toml");
         std::fs::write(
             &file,
-            "[storage]\nfile_cache_mb = 64\n[http]\ntcp_congestion = \"system\"\n",
+            "[storage]\nfile_cache_mb = 64\nblob_min_bytes = 0\n[http]\ntcp_congestion = \"system\"\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -534,6 +539,7 @@ mod tests {
         };
         let c = Config::load(&args).unwrap();
         assert_eq!(c.engine_config().unwrap().file_cache_bytes, 64 << 20);
+        assert_eq!(c.engine_config().unwrap().blob_min_bytes, 0);
         assert_eq!(c.http_config().tcp_congestion, None);
         let flags = ServeArgs {
             config: Some(file),

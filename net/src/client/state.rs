@@ -11,17 +11,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::mpsc;
 use weir_storage::Batch;
 
+use super::conn::FrameReader;
 use super::{unexpected, Client, ClientError};
 use crate::proto::{
-    Change, Get, GetResult, Message, Scan, ScanPage, SubscribeState, WireKey, WireRow,
+    Change, Frame, Get, GetResult, Message, Scan, ScanPage, SubscribeState, WireKey, WireRow,
     STATE_VERSION,
 };
-
-/// Items handed from the subscription task to the consumer, buffered.
-const CHANNEL: usize = 16;
 
 /// What a state subscription yields, in order: snapshot rows and its end
 /// (when a snapshot was asked for), then changes.
@@ -85,42 +82,47 @@ impl Client {
         snapshot: bool,
         filter: Option<String>,
     ) -> StateSubscription {
-        let (tx, rx) = mpsc::channel(CHANNEL);
-        let req = SubscribeState {
-            stream: stream.into(),
-            snapshot,
-            filter,
-            from: None,
+        let driver = Driver {
+            client: self.clone(),
+            req: SubscribeState {
+                stream: stream.into(),
+                snapshot,
+                filter,
+                from: None,
+            },
+            pos: Position {
+                next: None,
+                in_snapshot: false,
+            },
+            reader: None,
+            failing_since: None,
+            backoff: Duration::from_millis(20),
+            done: false,
         };
-        let task = tokio::spawn(run(self.clone(), req, tx)).abort_handle();
-        StateSubscription { rx, task }
+        StateSubscription {
+            items: Box::pin(futures::stream::unfold(driver, Driver::step)),
+        }
     }
 }
 
 /// A live state subscription, an async `Stream` of [`StateItem`]s; dropping
 /// it stops it.
+///
+/// The subscription is driven by its consumer's polls, with no task or
+/// channel of its own: each item is decoded straight off the subscription's
+/// QUIC stream in the consumer's task, and a consumer that stops polling
+/// stops reading, which QUIC's flow control turns into back-pressure on the
+/// server (which then carries on from storage).
 pub struct StateSubscription {
-    rx: mpsc::Receiver<Result<StateItem, ClientError>>,
-    task: tokio::task::AbortHandle,
-}
-
-impl Drop for StateSubscription {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    items: Pin<Box<dyn Stream<Item = Result<StateItem, ClientError>> + Send>>,
 }
 
 impl Stream for StateSubscription {
     type Item = Result<StateItem, ClientError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        self.items.as_mut().poll_next(cx)
     }
-}
-
-enum Ended {
-    Finished,
-    Retry(ClientError),
 }
 
 /// Where a resumed subscription continues: `None` until changes started.
@@ -129,108 +131,148 @@ struct Position {
     in_snapshot: bool,
 }
 
-type Tx = mpsc::Sender<Result<StateItem, ClientError>>;
+/// How an attempt to (re)subscribe, or to read on, ended.
+enum Ended {
+    /// The server ended the subscription: nothing more comes.
+    Finished,
+    /// An error to hand the consumer, after which nothing more comes.
+    Fatal(ClientError),
+    /// A lost connection or stream: subscribe again from the position.
+    Retry(ClientError),
+}
 
-async fn run(client: Client, mut req: SubscribeState, tx: Tx) {
-    let mut pos = Position {
-        next: None,
-        in_snapshot: false,
-    };
-    let mut failing_since: Option<tokio::time::Instant> = None;
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        if let Some(o) = pos.next {
-            req.snapshot = false;
-            req.from = Some(o);
+/// What one frame means to the consumer.
+enum Step {
+    Item(StateItem),
+    /// A frame that repeats what an earlier attempt already passed on.
+    Skip,
+    End(Ended),
+}
+
+/// The subscription's state between the consumer's polls.
+struct Driver {
+    client: Client,
+    req: SubscribeState,
+    pos: Position,
+    /// The subscription stream once subscribed; `None` while (re)subscribing.
+    reader: Option<FrameReader>,
+    failing_since: Option<tokio::time::Instant>,
+    backoff: Duration,
+    done: bool,
+}
+
+impl Driver {
+    /// The next item, subscribing again after a lost connection for up to
+    /// the client's `resume_for` (except during the snapshot: resuming would
+    /// hand out part of it twice).
+    async fn step(mut self) -> Option<(Result<StateItem, ClientError>, Driver)> {
+        if self.done {
+            return None;
         }
-        match attempt(&client, &req, &mut pos, &tx, &mut failing_since).await {
-            Ended::Finished => return,
-            Ended::Retry(e) => {
-                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                if pos.in_snapshot || since.elapsed() > client.inner.config.resume_for {
-                    let _ = tx.send(Err(e)).await;
-                    return;
+        loop {
+            let ended = match self.reader.as_mut() {
+                None => match self.subscribe().await {
+                    Ok(reader) => {
+                        self.reader = Some(reader);
+                        continue;
+                    }
+                    Err(ended) => ended,
+                },
+                Some(reader) => match reader.next().await {
+                    Ok(Some(frame)) => match self.pos.apply(frame) {
+                        Step::Item(item) => return Some((Ok(item), self)),
+                        Step::Skip => continue,
+                        Step::End(ended) => ended,
+                    },
+                    Ok(None) => {
+                        Ended::Retry(ClientError::Connection("subscription stream ended".into()))
+                    }
+                    Err(e) => Ended::Retry(e),
+                },
+            };
+            self.reader = None;
+            match ended {
+                Ended::Finished => {
+                    self.done = true;
+                    return None;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                Ended::Fatal(e) => {
+                    self.done = true;
+                    return Some((Err(e), self));
+                }
+                Ended::Retry(e) => {
+                    let since = *self
+                        .failing_since
+                        .get_or_insert_with(tokio::time::Instant::now);
+                    if self.pos.in_snapshot || since.elapsed() > self.client.inner.config.resume_for
+                    {
+                        self.done = true;
+                        return Some((Err(e), self));
+                    }
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
+                }
             }
         }
+    }
+
+    /// Sends `SubscribeState` (from the position, once changes started)
+    /// and waits for the stream that carries the subscription.
+    async fn subscribe(&mut self) -> Result<FrameReader, Ended> {
+        if let Some(o) = self.pos.next {
+            self.req.snapshot = false;
+            self.req.from = Some(o);
+        }
+        let conn = self.client.conn().await.map_err(Ended::Retry)?;
+        if conn.version < STATE_VERSION {
+            return Err(Ended::Fatal(ClientError::Protocol(
+                "the server does not speak protocol version 2".into(),
+            )));
+        }
+        let id = self.client.next_id();
+        let arrival = conn.expect_subscription(id);
+        let forget = |e: Ended| {
+            conn.forget_subscription(id);
+            e
+        };
+        let mut answer = conn
+            .request(id, Message::SubscribeState(self.req.clone()))
+            .await
+            .map_err(|e| forget(Ended::Retry(e)))?;
+        match answer.next().await {
+            Ok(None) => {}
+            Ok(Some(f)) => {
+                return Err(forget(match f.message {
+                    Message::Error(e) => Ended::Fatal(ClientError::Server(e)),
+                    m => Ended::Retry(unexpected(&m)),
+                }))
+            }
+            Err(e) => return Err(forget(Ended::Retry(e))),
+        }
+        let wait = self.client.inner.config.request_timeout;
+        let (first, reader) = match tokio::time::timeout(wait, arrival).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(_)) | Err(_) => return Err(forget(Ended::Retry(ClientError::Timeout))),
+        };
+        match first.message {
+            Message::StateSubscribed(_) => {}
+            Message::Error(e) => return Err(Ended::Fatal(ClientError::Server(e))),
+            m => return Err(Ended::Retry(unexpected(&m))),
+        }
+        self.failing_since = None;
+        self.pos.in_snapshot = self.req.snapshot;
+        Ok(reader)
     }
 }
 
-async fn attempt(
-    client: &Client,
-    req: &SubscribeState,
-    pos: &mut Position,
-    tx: &Tx,
-    failing_since: &mut Option<tokio::time::Instant>,
-) -> Ended {
-    let conn = match client.conn().await {
-        Ok(c) => c,
-        Err(e) => return Ended::Retry(e),
-    };
-    if conn.version < STATE_VERSION {
-        let e = ClientError::Protocol("the server does not speak protocol version 2".into());
-        let _ = tx.send(Err(e)).await;
-        return Ended::Finished;
-    }
-    let id = client.next_id();
-    let arrival = conn.expect_subscription(id);
-    let mut answer = match conn.request(id, Message::SubscribeState(req.clone())).await {
-        Ok(r) => r,
-        Err(e) => {
-            conn.forget_subscription(id);
-            return Ended::Retry(e);
-        }
-    };
-    match answer.next().await {
-        Ok(None) => {}
-        Ok(Some(f)) => {
-            conn.forget_subscription(id);
-            return match f.message {
-                Message::Error(e) => {
-                    let _ = tx.send(Err(ClientError::Server(e))).await;
-                    Ended::Finished
-                }
-                m => Ended::Retry(unexpected(&m)),
-            };
-        }
-        Err(e) => {
-            conn.forget_subscription(id);
-            return Ended::Retry(e);
-        }
-    }
-    let wait = client.inner.config.request_timeout;
-    let (first, mut reader) = match tokio::time::timeout(wait, arrival).await {
-        Ok(Ok(x)) => x,
-        Ok(Err(_)) | Err(_) => {
-            conn.forget_subscription(id);
-            return Ended::Retry(ClientError::Timeout);
-        }
-    };
-    match first.message {
-        Message::StateSubscribed(_) => {}
-        Message::Error(e) => {
-            let _ = tx.send(Err(ClientError::Server(e))).await;
-            return Ended::Finished;
-        }
-        m => return Ended::Retry(unexpected(&m)),
-    }
-    *failing_since = None;
-    pos.in_snapshot = req.snapshot;
-    loop {
-        let frame = match reader.next().await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                return Ended::Retry(ClientError::Connection("subscription stream ended".into()))
-            }
-            Err(e) => return Ended::Retry(e),
-        };
+impl Position {
+    /// Moves past one frame of the subscription stream.
+    fn apply(&mut self, frame: Frame) -> Step {
         let item = match frame.message {
             Message::Snapshot(s) => StateItem::Snapshot(s.rows),
             Message::SnapshotDone(d) => {
-                pos.in_snapshot = false;
-                pos.next = Some(d.fence);
+                self.in_snapshot = false;
+                self.next = Some(d.fence);
                 StateItem::SnapshotDone {
                     fence: d.fence,
                     rows: d.rows,
@@ -239,38 +281,33 @@ async fn attempt(
             Message::Data(b) => {
                 // Records are delivered once across resubscriptions: trim
                 // what an earlier attempt already passed on.
-                let b = match pos.next {
+                let b = match self.next {
                     Some(n) => match b.skip_to(n) {
                         Some(b) => b,
-                        None => continue,
+                        None => return Step::Skip,
                     },
                     None => b,
                 };
-                pos.next = Some(b.next_offset());
+                self.next = Some(b.next_offset());
                 StateItem::Records(b)
             }
             Message::Change(c) => {
-                if pos.next.is_some_and(|n| c.offset < n) {
-                    continue;
+                if self.next.is_some_and(|n| c.offset < n) {
+                    return Step::Skip;
                 }
-                pos.next = Some(c.offset + 1);
+                self.next = Some(c.offset + 1);
                 StateItem::Change(c)
             }
             Message::Resume(r) => {
-                return Ended::Retry(ClientError::Connection(format!(
+                return Step::End(Ended::Retry(ClientError::Connection(format!(
                     "server asked to resume at {} ({:?})",
                     r.offset, r.reason
-                )))
+                ))))
             }
-            Message::EndOfStream(_) => return Ended::Finished,
-            Message::Error(e) => {
-                let _ = tx.send(Err(ClientError::Server(e))).await;
-                return Ended::Finished;
-            }
-            m => return Ended::Retry(unexpected(&m)),
+            Message::EndOfStream(_) => return Step::End(Ended::Finished),
+            Message::Error(e) => return Step::End(Ended::Fatal(ClientError::Server(e))),
+            m => return Step::End(Ended::Retry(unexpected(&m))),
         };
-        if tx.send(Ok(item)).await.is_err() {
-            return Ended::Finished;
-        }
+        Step::Item(item)
     }
 }
