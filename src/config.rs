@@ -152,6 +152,11 @@ pub struct HttpSection {
     pub max_connections: usize,
     /// Bytes of read-response bodies held at once across HTTP connections.
     pub output_budget_bytes: usize,
+    /// Bytes of request bodies and their split records held at once across
+    /// HTTP connections until their appends commit.
+    pub intake_budget_bytes: usize,
+    /// Milliseconds a request waits for intake room before it gets 503.
+    pub intake_wait_ms: u64,
     /// Milliseconds a connection's response writes may take no bytes before it is closed.
     pub write_stall_ms: u64,
     /// Time every request body gets before its pace is checked, in ms.
@@ -181,6 +186,8 @@ impl Default for HttpSection {
             tcp_congestion: None,
             max_connections: h.max_connections,
             output_budget_bytes: h.output_budget_bytes,
+            intake_budget_bytes: h.intake_budget_bytes,
+            intake_wait_ms: h.intake_wait.as_millis() as u64,
             write_stall_ms: h.write_stall_limit.as_millis() as u64,
             body_grace_ms: h.body_pace.grace.as_millis() as u64,
             body_min_rate: h.body_pace.min_rate,
@@ -288,6 +295,9 @@ impl Config {
         if c.http.output_budget_bytes < c.http.read_budget_bytes {
             bail!("[http] output_budget_bytes must be at least read_budget_bytes");
         }
+        if c.http.intake_budget_bytes < c.http.max_append_bytes {
+            bail!("[http] intake_budget_bytes must be at least max_append_bytes");
+        }
         if c.http.write_stall_ms == 0 {
             bail!("[http] write_stall_ms must be at least 1");
         }
@@ -381,6 +391,8 @@ impl Config {
             },
             max_connections: self.http.max_connections,
             output_budget_bytes: self.http.output_budget_bytes,
+            intake_budget_bytes: self.http.intake_budget_bytes,
+            intake_wait: Duration::from_millis(self.http.intake_wait_ms),
             write_stall_limit: Duration::from_millis(self.http.write_stall_ms),
             body_pace: BodyPace {
                 grace: Duration::from_millis(self.http.body_grace_ms),

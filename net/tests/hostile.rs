@@ -470,3 +470,95 @@ async fn sequences_and_expiry_times_are_bounded_and_round_trip() {
         .await;
     assert_eq!(head.header("stream-expires-at"), Some(at));
 }
+
+/// Finding 1, across connections: request bodies and the records split
+/// from them share one intake budget. A body that announces more than the
+/// room left waits, then gets 503 with `Retry-After`; an append whose
+/// records could never fit gets 413; once room is back appends go through,
+/// and nothing refused was stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_share_one_intake_budget() {
+    let s = Server::start(HttpConfig {
+        intake_budget_bytes: 4 << 20,
+        intake_wait: Duration::from_millis(300),
+        body_pace: BodyPace {
+            grace: Duration::from_secs(20),
+            min_rate: 16 << 10,
+        },
+        ..HttpConfig::default()
+    })
+    .await;
+    create(&s, "in", "application/json").await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+
+    // 40,000 one-digit elements: an 80 KB body, but 40,000 records.
+    let tiny = format!("[{}]", vec!["0"; 40_000].join(","));
+    let r = s
+        .send(
+            Method::POST,
+            "/v1/stream/in",
+            &[("content-type", "application/json")],
+            tiny,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert!(r.text().contains("intake budget"), "{}", r.text());
+
+    // A body that sends 3 MiB of its announced 4 MiB and stalls holds
+    // 3 MiB (announcing alone holds nothing).
+    let mut holder = TcpStream::connect(&addr).await.unwrap();
+    holder
+        .write_all(
+            b"POST /v1/stream/in HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 4194304\r\n\r\n[",
+        )
+        .await
+        .unwrap();
+    holder.write_all(&vec![b' '; 3 << 20]).await.unwrap();
+    let metric = || async {
+        let m = s.send(Method::GET, "/metrics", &[], "").await.text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("weir_http_intake_bytes "))
+            .map(|v| v.trim().parse::<u64>().unwrap())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric().await < 3 << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled body never reserved its bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body = format!("[\"{}\"]", "x".repeat(2 << 20));
+    let r = s
+        .send(
+            Method::POST,
+            "/v1/stream/in",
+            &[("content-type", "application/json")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(s.engine.head("in").unwrap().next_offset, 0);
+
+    // The stalled client goes away: its share comes back.
+    drop(holder);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric().await != 0 {
+        assert!(Instant::now() < deadline, "the budget was not given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = s
+        .send(
+            Method::POST,
+            "/v1/stream/in",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(s.engine.head("in").unwrap().next_offset, 1);
+    assert_eq!(metric().await, 0, "a committed append gives its share back");
+}

@@ -49,7 +49,8 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         }
     }
     let limit = ctx.config.max_append_bytes;
-    let body = match read_limited(body, limit, ctx.config.body_pace).await {
+    let (body, mut hold) = match read_limited(body, limit, ctx.config.body_pace, &ctx.intake).await
+    {
         Ok(b) => b,
         Err(e) => return e.reply(limit),
     };
@@ -100,23 +101,24 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                 ),
             );
         }
-        let payloads = if json::is_json(&info.config.content_type) {
-            match json::messages(&body) {
-                Ok(m) if m.is_empty() => return bad("empty JSON array appends nothing"),
-                Ok(m) => m,
+        let is_json = json::is_json(&info.config.content_type);
+        let count = match ctx.intake.grow_for_records(&mut hold, is_json, &body).await {
+            Ok(n) => n,
+            Err(r) => return r.reply(),
+        };
+        if is_json {
+            match json::records(&body, key.as_ref(), count) {
+                Ok(r) if r.is_empty() => return bad("empty JSON array appends nothing"),
+                Ok(r) => r,
                 Err(e) => return bad(e),
             }
         } else {
-            vec![body]
-        };
-        payloads
-            .into_iter()
-            .map(|payload| Record {
-                key: key.clone(),
-                payload,
+            vec![Record {
+                key,
+                payload: body,
                 tombstone: false,
-            })
-            .collect()
+            }]
+        }
     };
     // `Stream-Key` is stored with every record, so a JSON array of tiny
     // elements would multiply a short body by the key length (issue 16):
@@ -144,7 +146,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         producer,
         close,
     };
-    match ctx.engine.append_async(name, req).await {
+    let outcome = ctx.engine.append_async(name, req).await;
+    // The records were held until the engine committed them.
+    drop(hold);
+    match outcome {
         // Prisma's clients read a State Protocol stream's refusals from its
         // JSON envelope.
         Err(weir_storage::Error::Invalid(m)) if state_protocol => {

@@ -16,6 +16,7 @@ use hyper::StatusCode;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::intake::{IntakeBudget, Refusal};
 use super::reply::Reply;
 
 /// The body type of every response: a full buffer or a stream (SSE).
@@ -112,6 +113,8 @@ pub enum ReadError {
     /// The body arrived slower than [`BodyPace`] allows (or stalled): 408,
     /// and the connection is closed.
     TooSlow,
+    /// The intake budget had no room for it (503) or never will (413).
+    Refused(Refusal),
 }
 
 /// How slowly a request body may arrive. A body is read for at most
@@ -138,23 +141,31 @@ impl BodyPace {
 }
 
 /// Reads a whole request body of at most `limit` bytes, at the pace `pace`
-/// requires.
+/// requires, holding its bytes in `intake` as they arrive (not as
+/// `Content-Length` announces them: announcing costs a client nothing, so
+/// it must not take the budget from clients that send). The returned hold
+/// keeps the body's share of the budget; the caller may grow it by what it
+/// builds from the body.
 pub async fn read_limited(
     mut body: Incoming,
     limit: usize,
     pace: BodyPace,
-) -> Result<Bytes, ReadError> {
+    intake: &IntakeBudget,
+) -> Result<(Bytes, OwnedSemaphorePermit), ReadError> {
     if body.size_hint().lower() > limit as u64 {
         return Err(ReadError::TooLarge);
     }
-    let start = Instant::now();
+    let mut hold = intake.empty();
+    // Time spent waiting for the budget is the server's, not the client's:
+    // it moves the pace's start instead of counting against the body.
+    let mut start = Instant::now();
     let mut received = 0u64;
     let mut out = BytesMut::new();
     loop {
         let frame = tokio::time::timeout_at(pace.deadline(start, received), body.frame()).await;
         let frame = match frame {
             Err(_) => return Err(ReadError::TooSlow),
-            Ok(None) => return Ok(out.freeze()),
+            Ok(None) => return Ok((out.freeze(), hold)),
             Ok(Some(Err(_))) => return Err(ReadError::Broken),
             Ok(Some(Ok(f))) => f,
         };
@@ -165,8 +176,17 @@ pub async fn read_limited(
         if received > limit as u64 {
             return Err(ReadError::TooLarge);
         }
+        let beyond = (received as usize).saturating_sub(hold.num_permits());
+        if beyond > 0 {
+            let waited = Instant::now();
+            intake
+                .grow(&mut hold, beyond)
+                .await
+                .map_err(ReadError::Refused)?;
+            start += waited.elapsed();
+        }
         if out.is_empty() && body.is_end_stream() {
-            return Ok(data); // the common one-frame body, without a copy
+            return Ok((data, hold)); // the common one-frame body, without a copy
         }
         out.extend_from_slice(&data);
     }
@@ -190,6 +210,7 @@ impl ReadError {
                 "request body arrived too slowly (see body_grace_ms and body_min_rate)",
             )
             .header("connection", "close"),
+            ReadError::Refused(r) => r.reply(),
         }
     }
 }

@@ -32,6 +32,13 @@ pub struct HttpConfig {
     /// Bytes of read-response bodies held in memory across every HTTP
     /// connection; a read that would pass it waits for bodies to be sent.
     pub output_budget_bytes: usize,
+    /// Bytes of request bodies, and of the records split from them, held in
+    /// memory across every HTTP connection until their appends commit (see
+    /// `intake.rs`); a request that finds no room waits, then gets 503.
+    pub intake_budget_bytes: usize,
+    /// How long a request waits for room in the intake budget before it is
+    /// answered 503 with `Retry-After`.
+    pub intake_wait: Duration,
     /// How long a connection's response writes may take no bytes at all
     /// before the connection is closed (a client that never reads).
     pub write_stall_limit: Duration,
@@ -62,6 +69,8 @@ impl Default for HttpConfig {
                 min_rate: 16 << 10,
             },
             output_budget_bytes: 256 << 20,
+            intake_budget_bytes: 1 << 30,
+            intake_wait: Duration::from_secs(10),
             write_stall_limit: Duration::from_secs(30),
             max_connections: 4096,
             ws: crate::ws::WsConfig::default(),

@@ -32,26 +32,23 @@ pub fn initial_records(
     content_type: &str,
     body: &Bytes,
     key: Option<&Bytes>,
+    count: usize,
 ) -> Result<Vec<Record>, String> {
-    let payloads = if json::is_json(content_type) {
+    if json::is_json(content_type) {
         if body.iter().all(u8::is_ascii_whitespace) {
-            Vec::new()
+            Ok(Vec::new())
         } else {
-            json::messages(body)?
+            json::records(body, key, count)
         }
     } else if body.is_empty() {
-        Vec::new()
+        Ok(Vec::new())
     } else {
-        vec![body.clone()]
-    };
-    Ok(payloads
-        .into_iter()
-        .map(|payload| Record {
+        Ok(vec![Record {
             key: key.cloned(),
-            payload,
+            payload: body.clone(),
             tombstone: false,
-        })
-        .collect())
+        }])
+    }
 }
 
 /// The stream name a `Stream-Forked-From` value names: a stream path
@@ -134,7 +131,8 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Err(e) => return bad(e),
     };
     let limit = ctx.config.max_append_bytes;
-    let body = match read_limited(body, limit, ctx.config.body_pace).await {
+    let (body, mut hold) = match read_limited(body, limit, ctx.config.body_pace, &ctx.intake).await
+    {
         Ok(b) => b,
         Err(e) => return e.reply(limit),
     };
@@ -142,7 +140,15 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
     let outcome = match fork {
         None => {
             let ct = ct.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
-            let records = match initial_records(&ct, &body, key.as_ref()) {
+            let count = match ctx
+                .intake
+                .grow_for_records(&mut hold, json::is_json(&ct), &body)
+                .await
+            {
+                Ok(n) => n,
+                Err(r) => return r.reply(),
+            };
+            let records = match initial_records(&ct, &body, key.as_ref(), count) {
                 Ok(r) => r,
                 Err(e) => return bad(e),
             };
@@ -174,7 +180,12 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
                     "fork content type differs from the source's",
                 );
             }
-            let records = match initial_records(&effective_ct, &body, key.as_ref()) {
+            let is_json = json::is_json(&effective_ct);
+            let count = match ctx.intake.grow_for_records(&mut hold, is_json, &body).await {
+                Ok(n) => n,
+                Err(r) => return r.reply(),
+            };
+            let records = match initial_records(&effective_ct, &body, key.as_ref(), count) {
                 Ok(r) => r,
                 Err(e) => return bad(e),
             };
@@ -196,6 +207,8 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
             ctx.engine.fork_stream(name, req).await
         }
     };
+    // The records were held until the engine committed them.
+    drop(hold);
     match outcome {
         Err(e) => errors::reply(&e),
         // The engine takes a create without a mode for "any mode" (the mode

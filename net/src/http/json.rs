@@ -5,24 +5,59 @@
 //! and reads return them as one JSON array.
 
 use bytes::{Bytes, BytesMut};
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use weir_storage::Record;
 
 /// Whether a content type selects JSON mode: the engine's rule, so every door agrees.
 pub use weir_storage::is_json;
 
 /// Splits a JSON body into messages. `Err` if it is not valid JSON. An empty
 /// array yields no messages (the caller decides whether that is allowed).
+#[cfg(test)]
 pub fn messages(body: &Bytes) -> Result<Vec<Bytes>, String> {
+    records(body, None, 0).map(|r| r.into_iter().map(|r| r.payload).collect())
+}
+
+/// Splits a JSON body into one record per message, each with `key`, straight
+/// into a vector of `capacity` (the message count, when the caller knows
+/// it): an array of millions of tiny elements builds no second list.
+pub fn records(body: &Bytes, key: Option<&Bytes>, capacity: usize) -> Result<Vec<Record>, String> {
+    let record = |part: &RawValue| Record {
+        key: key.cloned(),
+        payload: slice_of(body, part.get()),
+        tombstone: false,
+    };
     let first = body.iter().find(|c| !c.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        let items: Vec<&RawValue> =
-            serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-        Ok(items.into_iter().map(|v| slice_of(body, v.get())).collect())
-    } else {
+    if first != Some(&b'[') {
         let v: &RawValue =
             serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-        Ok(vec![slice_of(body, v.get())])
+        return Ok(vec![record(v)]);
     }
+    struct Split<F> {
+        record: F,
+        capacity: usize,
+    }
+    impl<'de, F: Fn(&RawValue) -> Record> Visitor<'de> for Split<F> {
+        type Value = Vec<Record>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Record>, A::Error> {
+            let mut out = Vec::with_capacity(self.capacity);
+            while let Some(part) = seq.next_element::<&RawValue>()? {
+                out.push((self.record)(part));
+            }
+            Ok(out)
+        }
+    }
+    let invalid = |e: serde_json::Error| format!("invalid JSON: {e}");
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let out = de
+        .deserialize_seq(Split { record, capacity })
+        .map_err(invalid)?;
+    de.end().map_err(invalid)?;
+    Ok(out)
 }
 
 /// The sub-slice of `body` that `part` borrows from, without copying.

@@ -38,10 +38,11 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
 }
 
-/// The HTTP output budget's gauges, read at scrape time.
+/// The HTTP output and intake budgets' gauges, read at scrape time.
 #[derive(Debug)]
 struct OutputCollector {
     output: Arc<super::output::OutputBudget>,
+    intake: Arc<super::intake::IntakeBudget>,
 }
 
 impl Collector for OutputCollector {
@@ -57,6 +58,16 @@ impl Collector for OutputCollector {
                 "the HTTP output budget",
                 self.output.limit(),
             ),
+            (
+                "http_intake",
+                "bytes of request bodies and their split records held until their appends commit",
+                self.intake.held(),
+            ),
+            (
+                "http_intake_limit",
+                "the HTTP intake budget",
+                self.intake.limit(),
+            ),
         ];
         for (name, help, v) in gauges {
             let m = ConstGauge::new(v as i64);
@@ -68,8 +79,12 @@ impl Collector for OutputCollector {
 
 impl Metrics {
     /// A registry with the engine's collector, the HTTP counters and the
-    /// output budget's gauges.
-    pub fn new(engine: Engine, output: Arc<super::output::OutputBudget>) -> Arc<Metrics> {
+    /// output and intake budgets' gauges.
+    pub fn new(
+        engine: Engine,
+        output: Arc<super::output::OutputBudget>,
+        intake: Arc<super::intake::IntakeBudget>,
+    ) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("weir");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -79,7 +94,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(EngineCollector { engine }));
         registry.register_collector(Box::new(super::process::ProcessCollector));
-        registry.register_collector(Box::new(OutputCollector { output }));
+        registry.register_collector(Box::new(OutputCollector { output, intake }));
         Arc::new(Metrics { registry, requests })
     }
 

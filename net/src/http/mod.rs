@@ -26,6 +26,7 @@ mod filtered;
 mod head;
 mod headers;
 mod health;
+mod intake;
 mod io;
 mod json;
 mod limit;

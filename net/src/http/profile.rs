@@ -44,8 +44,15 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, name: &str) -> Reply {
         Ok(i) => i,
         Err(e) => return engine_error(&e),
     };
-    let body = match read_limited(req.into_body(), MAX_PROFILE_BYTES, ctx.config.body_pace).await {
-        Ok(b) => b,
+    let body = match read_limited(
+        req.into_body(),
+        MAX_PROFILE_BYTES,
+        ctx.config.body_pace,
+        &ctx.intake,
+    )
+    .await
+    {
+        Ok((b, _hold)) => b,
         Err(e) => return e.reply(MAX_PROFILE_BYTES),
     };
     let Ok(doc) = serde_json::from_slice::<Value>(&body) else {

@@ -34,6 +34,9 @@ pub struct Ctx {
     pub metrics: Arc<super::metrics::Metrics>,
     /// Read-response bytes held across connections (see `output.rs`).
     pub output: Arc<super::output::OutputBudget>,
+    /// Request-body and split-record bytes held across connections (see
+    /// `intake.rs`).
+    pub intake: Arc<super::intake::IntakeBudget>,
 }
 
 /// hyper's service entry point.

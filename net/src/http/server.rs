@@ -51,11 +51,17 @@ pub async fn serve_with_ops(
     let grace = config.shutdown_grace;
     let slots = Slots::new(config.max_connections);
     let output = super::output::OutputBudget::new(config.output_budget_bytes);
+    let intake = super::intake::IntakeBudget::new(config.intake_budget_bytes, config.intake_wait);
     let ctx = Arc::new(Ctx {
         ws_slots: Arc::new(Slots::new(config.ws.max_connections)),
         subs: Subscriptions::new(),
-        metrics: super::metrics::Metrics::new(engine.clone(), Arc::clone(&output)),
+        metrics: super::metrics::Metrics::new(
+            engine.clone(),
+            Arc::clone(&output),
+            Arc::clone(&intake),
+        ),
         output,
+        intake,
         engine,
         config,
         stop: stop_rx,

@@ -75,12 +75,17 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>, path: &str) -> Reply {
 }
 
 async fn body_json(ctx: &Ctx, req: Request<Incoming>) -> Result<Value, ApiError> {
-    let body = read_limited(req.into_body(), 1 << 20, ctx.config.body_pace).await;
-    let bytes = body.map_err(|e| match e {
+    let body = read_limited(req.into_body(), 1 << 20, ctx.config.body_pace, &ctx.intake).await;
+    let (bytes, _hold) = body.map_err(|e| match e {
         ReadError::TooSlow => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "REQUEST_TIMEOUT",
             "request body arrived too slowly",
+        ),
+        ReadError::Refused(super::intake::Refusal::Busy) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "too many request bodies in memory; retry shortly",
         ),
         _ => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -14,10 +14,11 @@ use super::super::router::Ctx;
 use super::{bad, engine_error, ok, MAX_BODY};
 
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>, stream: &str) -> Reply {
-    let body = match read_limited(req.into_body(), MAX_BODY, ctx.config.body_pace).await {
-        Ok(b) => b,
-        Err(e) => return e.reply(MAX_BODY),
-    };
+    let body =
+        match read_limited(req.into_body(), MAX_BODY, ctx.config.body_pace, &ctx.intake).await {
+            Ok((b, _hold)) => b,
+            Err(e) => return e.reply(MAX_BODY),
+        };
     // The stream must be touch-enabled before the body is judged.
     let default_ttl = match ctx.engine.touch_default_ttl(stream) {
         Ok(t) => t,

@@ -17,10 +17,11 @@ use super::super::router::Ctx;
 use super::{bad, engine_error, ok, MAX_BODY};
 
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>, stream: &str) -> Reply {
-    let body = match read_limited(req.into_body(), MAX_BODY, ctx.config.body_pace).await {
-        Ok(b) => b,
-        Err(e) => return e.reply(MAX_BODY),
-    };
+    let body =
+        match read_limited(req.into_body(), MAX_BODY, ctx.config.body_pace, &ctx.intake).await {
+            Ok((b, _hold)) => b,
+            Err(e) => return e.reply(MAX_BODY),
+        };
     let wait = match parse_wait(&body) {
         Ok(w) => w,
         Err(m) => return bad(&m),
