@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{exchange, request, start, verify};
+use support::{read_json, request, start, verify};
 
 /// The tmpfs: room for the data and for RocksDB's recovery, which waits
 /// for at least its largest memtable (128 MiB) of free space.
@@ -129,39 +129,12 @@ fn writer(addr: String, w: usize, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledge
     }
 }
 
-/// The ids of every record of the JSON stream `log`, over as many pages as
-/// it takes.
+/// The ids of every record of the JSON stream `log`.
 fn log_ids(addr: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut offset = "-1".to_string();
-    loop {
-        let raw = exchange(
-            addr,
-            "GET",
-            &format!("/v1/stream/log?offset={offset}"),
-            &[],
-            "",
-        )
-        .expect("read answers");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
-        assert!(head.starts_with("HTTP/1.1 200"), "read: {head}");
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-        };
-        let records: Vec<serde_json::Value> = serde_json::from_str(body).expect("a JSON page");
-        ids.extend(
-            records
-                .iter()
-                .map(|r| r["id"].as_str().unwrap().to_string()),
-        );
-        if header("stream-up-to-date").as_deref() == Some("true") {
-            return ids;
-        }
-        offset = header("stream-next-offset").expect("a next offset");
-    }
+    read_json(addr, "log")
+        .iter()
+        .map(|r| r["id"].as_str().expect("an id").to_string())
+        .collect()
 }
 
 fn ready(addr: &str) -> (u16, String) {

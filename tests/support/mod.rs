@@ -67,8 +67,20 @@ pub fn exchange(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Option<String> {
+    exchange_within(addr, method, path, headers, body, Duration::from_secs(10))
+}
+
+/// [`exchange`] whose answer may take up to `timeout`.
+pub fn exchange_within(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: Duration,
+) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -82,6 +94,17 @@ pub fn exchange(
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     String::from_utf8(raw).ok()
+}
+
+/// Kills the server when dropped, so a failing test never leaves it running
+/// (an orphan holding the test's stdout would keep the harness waiting).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Runs `weir verify` on a stopped server's data directory and checks that
@@ -101,4 +124,36 @@ pub fn verify(dir: &std::path::Path, streams: usize) {
     );
     let want = format!("{streams} state streams checked, 0 with differences");
     assert!(text.contains(&want), "{text}");
+}
+
+/// Every record of the JSON stream `name`, read from the start over as many
+/// pages as it takes (each page is a JSON array; the last says it is up to
+/// date).
+pub fn read_json(addr: &str, name: &str) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    let mut offset = "-1".to_string();
+    loop {
+        let raw = exchange(
+            addr,
+            "GET",
+            &format!("/v1/stream/{name}?offset={offset}"),
+            &[],
+            "",
+        )
+        .expect("the read is answered");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+        assert!(head.starts_with("HTTP/1.1 200"), "read of {name}: {head}");
+        let header = |want: &str| {
+            head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(want).then(|| v.trim().to_string())
+            })
+        };
+        let page: Vec<serde_json::Value> = serde_json::from_str(body).expect("a JSON page");
+        records.extend(page);
+        if header("stream-up-to-date").as_deref() == Some("true") {
+            return records;
+        }
+        offset = header("stream-next-offset").expect("a next offset");
+    }
 }
