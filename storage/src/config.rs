@@ -35,6 +35,10 @@ pub struct EngineConfig {
     /// Requests the commit queue holds; further senders wait (async callers
     /// without blocking their thread) until the commit thread takes one.
     pub commit_queue: usize,
+    /// Bytes of records (each `Record` and its bytes) the commit queue's
+    /// waiting requests may hold; further senders wait. Bounds the queue's
+    /// memory whatever the records' sizes.
+    pub commit_queue_bytes: usize,
     /// Upper bound on the payload bytes one commit group gathers before writing.
     pub max_group_bytes: usize,
     /// Longest record key accepted, in bytes.
@@ -79,6 +83,7 @@ impl Default for EngineConfig {
         EngineConfig {
             durability: Durability::Sync,
             commit_queue: 8192,
+            commit_queue_bytes: 1 << 30,
             max_group_bytes: 32 << 20,
             max_key_len: 4096,
             max_producer_id_len: 256,

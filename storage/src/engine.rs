@@ -100,7 +100,8 @@ impl Engine {
             #[cfg(test)]
             fail_writes: Default::default(),
         });
-        let (tx, rx) = CommitQueue::new(shared.config.commit_queue);
+        let (tx, rx) =
+            CommitQueue::new(shared.config.commit_queue, shared.config.commit_queue_bytes);
         let committer = Committer::new(Arc::clone(&shared), rx, tx.clone(), next_id);
         let commit = std::thread::Builder::new()
             .name("weir-commit".into())
