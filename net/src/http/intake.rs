@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
-use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::reply::Reply;
@@ -98,7 +97,7 @@ impl IntakeBudget {
         body: &[u8],
     ) -> Result<usize, Refusal> {
         let records = if json {
-            json_message_count(body).unwrap_or(0)
+            super::json::message_count(body).unwrap_or(0)
         } else {
             usize::from(!body.is_empty())
         };
@@ -141,35 +140,6 @@ impl Refusal {
     }
 }
 
-/// How many messages a JSON body splits into (see `json::messages`),
-/// without allocating per element, so the records' memory can be reserved
-/// before they are built. `None` if the body is not valid JSON (the split
-/// then says why).
-pub fn json_message_count(body: &[u8]) -> Option<usize> {
-    let first = body.iter().find(|c| !c.is_ascii_whitespace());
-    if first != Some(&b'[') {
-        return Some(1);
-    }
-    struct Count;
-    impl<'de> Visitor<'de> for Count {
-        type Value = usize;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON array")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-            let mut n = 0;
-            while seq.next_element::<IgnoredAny>()?.is_some() {
-                n += 1;
-            }
-            Ok(n)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let n = de.deserialize_seq(Count).ok()?;
-    de.end().ok()?;
-    Some(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,17 +173,5 @@ mod tests {
         assert_eq!(b.held(), 500);
         drop(third);
         assert_eq!(b.held(), 0);
-    }
-
-    #[test]
-    fn counts_what_the_split_yields() {
-        assert_eq!(
-            json_message_count(b" [1, [2,3], {\"a\":[4]}, \"]\"] "),
-            Some(4)
-        );
-        assert_eq!(json_message_count(b"[]"), Some(0));
-        assert_eq!(json_message_count(br#"{"a":1}"#), Some(1));
-        assert_eq!(json_message_count(b"[1,"), None);
-        assert_eq!(json_message_count(b"[1] 2"), None);
     }
 }

@@ -5,7 +5,7 @@
 //! and reads return them as one JSON array.
 
 use bytes::{Bytes, BytesMut};
-use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use weir_storage::Record;
 
@@ -28,8 +28,7 @@ pub fn records(body: &Bytes, key: Option<&Bytes>, capacity: usize) -> Result<Vec
         payload: slice_of(body, part.get()),
         tombstone: false,
     };
-    let first = body.iter().find(|c| !c.is_ascii_whitespace());
-    if first != Some(&b'[') {
+    if !is_array(body) {
         let v: &RawValue =
             serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
         return Ok(vec![record(v)]);
@@ -58,6 +57,38 @@ pub fn records(body: &Bytes, key: Option<&Bytes>, capacity: usize) -> Result<Vec
         .map_err(invalid)?;
     de.end().map_err(invalid)?;
     Ok(out)
+}
+
+/// How many messages `records` will split a body into, without allocating
+/// per element, so the records' memory can be reserved before they are
+/// built. `None` if the body is not valid JSON (the split then says why).
+pub fn message_count(body: &[u8]) -> Option<usize> {
+    if !is_array(body) {
+        return Some(1);
+    }
+    struct Count;
+    impl<'de> Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let n = de.deserialize_seq(Count).ok()?;
+    de.end().ok()?;
+    Some(n)
+}
+
+/// Whether a body is a JSON array (flattened one level) rather than one message.
+fn is_array(body: &[u8]) -> bool {
+    body.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'[')
 }
 
 /// The sub-slice of `body` that `part` borrows from, without copying.
@@ -113,5 +144,17 @@ mod tests {
         let v: Vec<&[u8]> = vec![b"1", b"{}"];
         assert_eq!(&array(v.into_iter())[..], b"[1,{}]");
         assert_eq!(&array(std::iter::empty())[..], b"[]");
+    }
+
+    #[test]
+    fn counts_what_the_split_yields() {
+        assert_eq!(
+            message_count(b" [1, [2,3], {\"a\":[4]}, \"]\"] "),
+            Some(4)
+        );
+        assert_eq!(message_count(b"[]"), Some(0));
+        assert_eq!(message_count(br#"{"a":1}"#), Some(1));
+        assert_eq!(message_count(b"[1,"), None);
+        assert_eq!(message_count(b"[1] 2"), None);
     }
 }
