@@ -38,40 +38,38 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
 }
 
-/// The HTTP output and intake budgets' gauges, read at scrape time.
+/// The HTTP output and intake budgets' gauges, read at scrape time: for
+/// each budget, the bytes held and (`_limit`) its size.
 #[derive(Debug)]
-struct OutputCollector {
+struct BudgetCollector {
     output: Arc<super::output::OutputBudget>,
     intake: Arc<super::intake::IntakeBudget>,
 }
 
-impl Collector for OutputCollector {
+impl Collector for BudgetCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let gauges = [
+        let budgets = [
             (
                 "http_output",
                 "bytes of read-response bodies held across HTTP connections",
-                self.output.held(),
-            ),
-            (
-                "http_output_limit",
                 "the HTTP output budget",
+                self.output.held(),
                 self.output.limit(),
             ),
             (
                 "http_intake",
                 "bytes of request bodies and their split records held until their appends commit",
-                self.intake.held(),
-            ),
-            (
-                "http_intake_limit",
                 "the HTTP intake budget",
+                self.intake.held(),
                 self.intake.limit(),
             ),
         ];
-        for (name, help, v) in gauges {
-            let m = ConstGauge::new(v as i64);
-            m.encode(enc.encode_descriptor(name, help, Some(&Unit::Bytes), m.metric_type())?)?;
+        for (name, held_help, limit_help, held, limit) in budgets {
+            let limit_name = format!("{name}_limit");
+            for (name, help, v) in [(name, held_help, held), (&*limit_name, limit_help, limit)] {
+                let m = ConstGauge::new(v as i64);
+                m.encode(enc.encode_descriptor(name, help, Some(&Unit::Bytes), m.metric_type())?)?;
+            }
         }
         Ok(())
     }
@@ -94,7 +92,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(EngineCollector { engine }));
         registry.register_collector(Box::new(super::process::ProcessCollector));
-        registry.register_collector(Box::new(OutputCollector { output, intake }));
+        registry.register_collector(Box::new(BudgetCollector { output, intake }));
         Arc::new(Metrics { registry, requests })
     }
 
