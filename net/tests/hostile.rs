@@ -522,14 +522,15 @@ async fn request_bodies_share_one_intake_budget() {
             .map(|v| v.trim().parse::<u64>().unwrap())
             .unwrap_or(0)
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric().await < 3 << 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled body never reserved its bytes"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Polls the gauge until `done` holds of it, for at most 10 s.
+    let wait_for = |done: fn(u64) -> bool, what: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(metric().await) {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    wait_for(|held| held >= 3 << 20, "the stalled body never reserved its bytes").await;
     let body = format!("[\"{}\"]", "x".repeat(2 << 20));
     let r = s
         .send(
@@ -545,11 +546,7 @@ async fn request_bodies_share_one_intake_budget() {
 
     // The stalled client goes away: its share comes back.
     drop(holder);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric().await != 0 {
-        assert!(Instant::now() < deadline, "the budget was not given back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(|held| held == 0, "the budget was not given back").await;
     let r = s
         .send(
             Method::POST,
