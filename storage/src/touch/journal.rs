@@ -124,12 +124,14 @@ pub(crate) type WaiterId = u64;
 
 /// What a waiter waits for.
 pub(crate) struct Waiter {
+    // Boxed slices, not vectors: a parked waiter never grows its lists, and
+    // at 10,000 waiters each pointer-sized field counts.
     /// Key ids matched through the key index or the bloom filter.
-    pub key_ids: Vec<u32>,
+    pub key_ids: Box<[u32]>,
     /// Exact routing keys (an exact wait); matched by full 64-bit key.
-    pub exact_keys: Vec<u64>,
+    pub exact_keys: Box<[u64]>,
     /// An exact wait's template-key ids, matched like key ids.
-    pub fallback_ids: Vec<u32>,
+    pub fallback_ids: Box<[u32]>,
     /// Only generations after this one wake the waiter.
     pub after_generation: u32,
     pub deadline_ms: u64,
@@ -696,9 +698,9 @@ mod tests {
 
     fn waiter(keys: &[u32], after: u32) -> Waiter {
         Waiter {
-            key_ids: keys.to_vec(),
-            exact_keys: Vec::new(),
-            fallback_ids: Vec::new(),
+            key_ids: keys.into(),
+            exact_keys: Box::default(),
+            fallback_ids: Box::default(),
             after_generation: after,
             deadline_ms: 10_000,
         }
@@ -758,9 +760,9 @@ mod tests {
         let mut j = Journal::new(c, 1, 0);
         let broad = j.add_waiter(waiter(&[1, 2, 3, 4], 0));
         let exact = j.add_waiter(Waiter {
-            key_ids: vec![],
-            exact_keys: vec![0xaaaa_0000_0000_0005],
-            fallback_ids: vec![],
+            key_ids: Box::default(),
+            exact_keys: Box::new([0xaaaa_0000_0000_0005]),
+            fallback_ids: Box::default(),
             after_generation: 0,
             deadline_ms: 10_000,
         });

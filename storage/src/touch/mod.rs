@@ -56,7 +56,7 @@ pub use request::{Interest, WaitRequest};
 pub use wait::{WaitOutcome, WaitStatus};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam::channel::{self, Receiver, Sender};
@@ -119,6 +119,11 @@ pub(crate) struct Hub {
     streams: RwLock<HashMap<u64, Arc<TouchStream>>>,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
+    /// The time (ms) the touch thread sleeps until, or 0 while it is awake
+    /// and about to look at every deadline again. A new waiter nudges the
+    /// thread only when its deadline comes earlier: at thousands of waits
+    /// a second, a wake-up per wait was the thread's main work.
+    sleeping_until: AtomicU64,
     /// A profile changed or a stream went away: the thread re-reads profiles.
     changed: AtomicBool,
     /// Lifecycle events waiting for the next `live.metrics` append.
@@ -137,6 +142,7 @@ impl Hub {
             streams: RwLock::new(HashMap::new()),
             wake_tx,
             wake_rx,
+            sleeping_until: AtomicU64::new(0),
             changed: AtomicBool::new(true),
             events: Mutex::new(Vec::new()),
             sync_lock: Mutex::new(()),
@@ -151,6 +157,24 @@ impl Hub {
     /// Wakes the touch thread (a new waiter's deadline, a commit, a change).
     pub fn nudge(&self) {
         let _ = self.wake_tx.try_send(());
+    }
+
+    /// Wakes the touch thread for a new waiter's deadline, unless it will
+    /// wake before that anyway. SeqCst pairs with [`Hub::sleep_until`]: a
+    /// waiter that registered after the thread's scan either sees 0 (and
+    /// nudges) or the deadline computed without it (and compares).
+    pub fn nudge_for_deadline(&self, deadline_ms: u64) {
+        let until = self.sleeping_until.load(Ordering::SeqCst);
+        if until == 0 || deadline_ms < until {
+            self.nudge();
+        }
+    }
+
+    /// The touch thread: awake (`None`, about to rescan every deadline) or
+    /// about to sleep until `Some(ms)`.
+    fn sleep_until(&self, until: Option<u64>) {
+        let v = until.map_or(0, |ms| ms.max(1));
+        self.sleeping_until.store(v, Ordering::SeqCst);
     }
 
     /// Called by the commit thread after a group with records for `sid`.

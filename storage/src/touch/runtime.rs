@@ -2,7 +2,7 @@
 //! processor and registry. One thread serves every touch stream, as
 //! Prisma's single default worker does; it sleeps until the next flush,
 //! waiter deadline, processor tick or metrics tick, or until the commit
-//! thread or a wait nudges it. Writers never wait for it.
+//! thread or a wait whose deadline comes sooner nudges it. Writers never wait for it.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -55,6 +55,7 @@ impl Runtime {
     fn run(mut self, stop: &Receiver<()>, wake: &Receiver<()>) {
         self.metrics.start();
         loop {
+            self.shared.touch.sleep_until(None);
             let now = now_ms();
             if self.shared.touch.take_changed() {
                 self.shared.touch.sync(&self.shared, now);
@@ -83,6 +84,7 @@ impl Runtime {
                     deadline = deadline.min(ts.progress.lock().retry_at_ms.max(now));
                 }
             }
+            self.shared.touch.sleep_until(Some(deadline));
             let sleep = Duration::from_millis(deadline.saturating_sub(now_ms()));
             channel::select! {
                 recv(stop) -> _ => {

@@ -26,6 +26,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>, stream: &str) -> Reply {
         Ok(w) => w,
         Err(m) => return bad(&m),
     };
+    // A one-frame body is a slice of the connection's read buffer: held for
+    // the whole wait it would pin that buffer (8 KiB or more) while hyper
+    // reads on into a new one.
+    drop(body);
     let mut stop = ctx.stop.clone();
     let outcome = tokio::select! {
         r = ctx.engine.touch_wait(stream, wait) => r,
