@@ -182,22 +182,42 @@ export async function waitersMode(A, out) {
         }
       }
       if (!ok) continue;
+      // One request first, so the connection is a used keep-alive one
+      // before it waits: its own memory is measured apart from the wait's.
+      try {
+        await w.conn.request("GET", `/v1/stream/${STREAM}/touch/meta`, "");
+      } catch (e) {
+        connectErrors++;
+        continue;
+      }
       ws.push(w);
-      send(w);
     }
   }
   await Promise.all(Array.from({ length: CONC }, opener));
-  const connectSecs = (nowAbs() - tConn0) / 1000;
+  await sleep(1500);
+  const rssConnected = memOf(PID).rss;
   let registered = 0;
   const regDeadline = nowAbs() + 60000;
-  for (;;) {
-    const m = await meta(ctl, STREAM);
-    registered = Number(m.activeWaiters ?? m.fineWaitersActive ?? 0);
-    if (registered >= ws.length || nowAbs() > regDeadline) break;
-    await sleep(250);
+  async function registeredAtLeast(k) {
+    for (;;) {
+      const m = await meta(ctl, STREAM);
+      registered = Number(m.activeWaiters ?? m.fineWaitersActive ?? 0);
+      if (registered >= k || nowAbs() > regDeadline) return;
+      await sleep(250);
+    }
   }
+  // Half the waits first, then the rest: the second half's RSS is the
+  // marginal cost of a wait, without what the first waits allocate once.
+  const half = Math.floor(ws.length / 2);
+  for (const w of ws.slice(0, half)) send(w);
+  await registeredAtLeast(half);
+  await sleep(1500);
+  const rssHalf = memOf(PID).rss;
+  for (const w of ws.slice(half)) send(w);
+  const connectSecs = (nowAbs() - tConn0) / 1000;
+  await registeredAtLeast(ws.length);
   const registerSecs = (nowAbs() - tConn0) / 1000;
-  await sleep(2000);
+  await sleep(1500);
   const rssIdle = memOf(PID).rss;
   const mIdle = await meta(ctl, STREAM);
 
@@ -302,7 +322,12 @@ export async function waitersMode(A, out) {
     serverHwm: memOf(PID).hwm,
     rssNoWaiters: rss0,
     rssIdleWaiters: rssIdle,
+    rssConnected,
     bytesPerIdleWaiter: ws.length ? Math.round((rssIdle - rss0) / ws.length) : null,
+    bytesPerIdleConnection: ws.length ? Math.round((rssConnected - rss0) / ws.length) : null,
+    bytesPerWaitBeyondConnection: ws.length ? Math.round((rssIdle - rssConnected) / ws.length) : null,
+    rssHalfWaiting: rssHalf,
+    bytesPerWaitMarginal: ws.length - half > 0 ? Math.round((rssIdle - rssHalf) / (ws.length - half)) : null,
     clientCpuPct: r2((cli.user + cli.system) / 10 / (tCli1 - tCli0)),
     coreBusyPct: doneMsg && doneMsg.cores,
     foreignCpuPct: doneMsg && doneMsg.foreignPct, // CPU of every other process (% of one core) // whole-core busy % (user+sys+irq, every process) over the window
