@@ -530,7 +530,11 @@ async fn request_bodies_share_one_intake_budget() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    wait_for(|held| held >= 3 << 20, "the stalled body never reserved its bytes").await;
+    wait_for(
+        |held| held >= 3 << 20,
+        "the stalled body never reserved its bytes",
+    )
+    .await;
     let body = format!("[\"{}\"]", "x".repeat(2 << 20));
     let r = s
         .send(

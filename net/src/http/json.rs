@@ -148,10 +148,7 @@ mod tests {
 
     #[test]
     fn counts_what_the_split_yields() {
-        assert_eq!(
-            message_count(b" [1, [2,3], {\"a\":[4]}, \"]\"] "),
-            Some(4)
-        );
+        assert_eq!(message_count(b" [1, [2,3], {\"a\":[4]}, \"]\"] "), Some(4));
         assert_eq!(message_count(b"[]"), Some(0));
         assert_eq!(message_count(br#"{"a":1}"#), Some(1));
         assert_eq!(message_count(b"[1,"), None);

@@ -68,7 +68,12 @@ impl Collector for BudgetCollector {
             let limit_name = format!("{name}_limit");
             for (name, help, v) in [(name, held_help, held), (&*limit_name, limit_help, limit)] {
                 let m = ConstGauge::new(v as i64);
-                m.encode(enc.encode_descriptor(name, help, Some(&Unit::Bytes), m.metric_type())?)?;
+                m.encode(enc.encode_descriptor(
+                    name,
+                    help,
+                    Some(&Unit::Bytes),
+                    m.metric_type(),
+                )?)?;
             }
         }
         Ok(())
