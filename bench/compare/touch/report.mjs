@@ -105,7 +105,7 @@ if (Object.keys(runs).some((k) => k.includes("|append-"))) {
   P("\"settle\" = time for `touch/meta?settle=flush` to report settled after the load stopped (the touch processor's backlog).");
   P();
   P("| server | stream | appends/s | records/s | vs state-protocol | vs plain | append p50 / p99 ms | errors | server CPU | core 0 / core 1 busy | peak RSS MiB | settle s |");
-  P("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  P("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const s of servers) {
     const base = med(runs[`${s}|append-state`], "recordsPerSec");
     const plain = med(runs[`${s}|append-plain`], "recordsPerSec");
@@ -137,10 +137,10 @@ if (Object.keys(runs).some((k) => k.includes("|append-"))) {
 const nStreams = (ok(Object.entries(runs).find(([k]) => k.endsWith("|streams"))?.[1])[0] || {}).streams ?? 100;
 P("### 3. Memory (RSS of the server process)");
 P();
-P(`Idle waiters: RSS after the waiters of table 1 registered, before any change; "the connection" = RSS after each waiter's keep-alive connection served one request, before it waits; "the wait" = the rest; "marginal" = the RSS the second half of the waits added, per wait (without what the first waits allocate once). Touch streams: RSS after 1 and after ${nStreams} touch streams; "configured" = touch on + one template, "used" = also one wait served and one change processed (per-stream cost = difference / ${nStreams - 1}); then ${nStreams} plain JSON streams with one record each.`);
+P(`Idle waiters: RSS after the waiters of table 1 registered, before any change; "the connection" = RSS after each waiter's keep-alive connection served one request, before it waits; "the wait" = the rest. Touch streams: RSS after 1 and after ${nStreams} touch streams; "configured" = touch on + one template, "used" = also one wait served and one change processed (per-stream cost = difference / ${nStreams - 1}); then ${nStreams} plain JSON streams with one record each.`);
 P();
-P(`| server | waiters | RSS, 0 waiters MiB | RSS, idle waiters MiB | bytes / idle waiter | of which the connection | of which the wait | the wait, marginal | RSS 1 touch stream MiB | RSS ${nStreams} touch streams MiB | bytes / touch stream, configured | bytes / touch stream, used | bytes / plain stream |`);
-P("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+P(`| server | waiters | RSS, 0 waiters MiB | RSS, idle waiters MiB | bytes / idle waiter | of which the connection | of which the wait | RSS 1 touch stream MiB | RSS ${nStreams} touch streams MiB | bytes / touch stream, configured | bytes / touch stream, used | bytes / plain stream |`);
+P("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const s of servers) {
   const wk = Object.keys(runs).filter((k) => k.startsWith(`${s}|waiters-`)).sort((a, b) => Number(b.split("-")[1]) - Number(a.split("-")[1]));
   const st = runs[`${s}|streams`];
@@ -148,7 +148,7 @@ for (const s of servers) {
   for (const k of rowsW) {
     const rs = k ? runs[k] : null;
     P(
-      `| ${s} | ${rs ? fmt(med(rs, "waitersConnected")) : "-"} | ${rs ? mib(med(rs, "rssNoWaiters")) : "-"} | ${rs ? mib(med(rs, "rssIdleWaiters")) : "-"} | ${rs ? fmt(med(rs, "bytesPerIdleWaiter")) : "-"} | ${rs ? fmt(med(rs, "bytesPerIdleConnection")) : "-"} | ${rs ? fmt(med(rs, "bytesPerWaitBeyondConnection")) : "-"} | ${rs ? fmt(med(rs, "bytesPerWaitMarginal")) : "-"} | ${st ? mib(med(st, "rss1Touch")) : "-"} | ${st ? mib(med(st, "rssNTouch")) : "-"} | ${st ? fmt(med(st, "bytesPerConfiguredTouchStream")) : "-"} | ${st ? fmt(med(st, "bytesPerTouchStream")) : "-"} | ${st ? fmt(med(st, "bytesPerPlainStream")) : "-"} |`,
+      `| ${s} | ${rs ? fmt(med(rs, "waitersConnected")) : "-"} | ${rs ? mib(med(rs, "rssNoWaiters")) : "-"} | ${rs ? mib(med(rs, "rssIdleWaiters")) : "-"} | ${rs ? fmt(med(rs, "bytesPerIdleWaiter")) : "-"} | ${rs ? fmt(med(rs, "bytesPerIdleConnection")) : "-"} | ${rs ? fmt(med(rs, "bytesPerWaitBeyondConnection")) : "-"} | ${st ? mib(med(st, "rss1Touch")) : "-"} | ${st ? mib(med(st, "rssNTouch")) : "-"} | ${st ? fmt(med(st, "bytesPerConfiguredTouchStream")) : "-"} | ${st ? fmt(med(st, "bytesPerTouchStream")) : "-"} | ${st ? fmt(med(st, "bytesPerPlainStream")) : "-"} |`,
     );
   }
 }

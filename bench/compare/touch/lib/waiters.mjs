@@ -206,18 +206,11 @@ export async function waitersMode(A, out) {
       await sleep(250);
     }
   }
-  // Half the waits first, then the rest: the second half's RSS is the
-  // marginal cost of a wait, without what the first waits allocate once.
-  const half = Math.floor(ws.length / 2);
-  for (const w of ws.slice(0, half)) send(w);
-  await registeredAtLeast(half);
-  await sleep(1500);
-  const rssHalf = memOf(PID).rss;
-  for (const w of ws.slice(half)) send(w);
+  for (const w of ws) send(w);
   const connectSecs = (nowAbs() - tConn0) / 1000;
   await registeredAtLeast(ws.length);
   const registerSecs = (nowAbs() - tConn0) / 1000;
-  await sleep(1500);
+  await sleep(2000);
   const rssIdle = memOf(PID).rss;
   const mIdle = await meta(ctl, STREAM);
 
@@ -326,8 +319,6 @@ export async function waitersMode(A, out) {
     bytesPerIdleWaiter: ws.length ? Math.round((rssIdle - rss0) / ws.length) : null,
     bytesPerIdleConnection: ws.length ? Math.round((rssConnected - rss0) / ws.length) : null,
     bytesPerWaitBeyondConnection: ws.length ? Math.round((rssIdle - rssConnected) / ws.length) : null,
-    rssHalfWaiting: rssHalf,
-    bytesPerWaitMarginal: ws.length - half > 0 ? Math.round((rssIdle - rssHalf) / (ws.length - half)) : null,
     clientCpuPct: r2((cli.user + cli.system) / 10 / (tCli1 - tCli0)),
     coreBusyPct: doneMsg && doneMsg.cores,
     foreignCpuPct: doneMsg && doneMsg.foreignPct, // CPU of every other process (% of one core) // whole-core busy % (user+sys+irq, every process) over the window
