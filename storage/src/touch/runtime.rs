@@ -366,16 +366,25 @@ pub(crate) fn flush(shared: &Shared, ts: &TouchStream, now: u64) -> Result<()> {
     shared.db.write(wb)?;
     progress.written = Some(c);
     let waking = std::time::Instant::now();
-    let woke = !f.woken.is_empty();
-    for (id, wake) in f.woken {
-        if let Some(s) = cell.senders.remove(&id) {
-            let _ = s.send(WaitEnd::Touched(wake));
-        }
+    if f.woken.is_empty() {
+        return Ok(());
     }
-    if woke {
-        let ms = (matched_in + waking.elapsed()).as_millis() as u64;
-        cell.journal.note_wake_ms(ms);
+    let epoch = cell.journal.epoch();
+    let answers: Vec<_> = f
+        .woken
+        .into_iter()
+        .filter_map(|(id, wake)| cell.senders.remove(&id).map(|s| (s, wake)))
+        .collect();
+    // Send with no lock held: each send wakes a task that would otherwise
+    // find the journal (or the processor) locked and park, hundreds of
+    // times per flush when a change touches many waiters.
+    drop(cell);
+    drop(progress);
+    for (s, wake) in answers {
+        let _ = s.send(WaitEnd::Touched { wake, epoch });
     }
+    let ms = (matched_in + waking.elapsed()).as_millis() as u64;
+    ts.journal.lock().journal.note_wake_ms(ms);
     Ok(())
 }
 

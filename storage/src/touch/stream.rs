@@ -24,8 +24,10 @@ use crate::templates::registry::StreamTemplates;
 /// How a registered wait ends, sent by the runtime thread.
 #[derive(Debug, Clone)]
 pub(crate) enum WaitEnd {
-    /// A flushed bucket held one of the waiter's keys (or overflowed).
-    Touched(Wake),
+    /// A flushed bucket held one of the waiter's keys (or overflowed), in
+    /// the journal of this epoch: with the bucket's generation that is the
+    /// answer's cursor, so the woken wait needs no journal lock to answer.
+    Touched { wake: Wake, epoch: u64 },
     /// The deadline passed.
     Timeout,
 }

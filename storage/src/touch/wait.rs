@@ -326,25 +326,28 @@ impl Parked {
         let Parked { rx, waiter, done } = self;
         let end = rx.await;
         drop(waiter);
-        let outcome = {
-            let cell = done.ts.journal.lock();
-            match end {
-                Ok(WaitEnd::Touched(w)) => WaitOutcome {
+        let outcome = match end {
+            // The cursor is the waking bucket's generation: a later one
+            // could skip touches the client has not been told of.
+            Ok(WaitEnd::Touched { wake, epoch }) => {
+                let epoch = keys::hex16(epoch);
+                WaitOutcome {
                     status: WaitStatus::Touched,
-                    cursor: cell.journal.cursor(),
-                    epoch: keys::hex16(cell.journal.epoch()),
-                    generation: cell.journal.generation(),
+                    cursor: format!("{epoch}:{}", wake.generation),
+                    epoch,
+                    generation: wake.generation,
                     effective_wait_kind: done.kind.as_str(),
-                    bucket_max_source_offset_seq: w.bucket_max_source_offset.to_string(),
-                    flush_at_ms: w.flush_at_ms,
-                    bucket_start_ms: w.bucket_start_ms,
-                },
-                // A dropped sender means the stream's touch runtime was
-                // replaced (settings changed) or the engine stopped:
-                // answer timeout, which tells the client to wait again.
-                Ok(WaitEnd::Timeout) | Err(_) => {
-                    outcome_now(&cell.journal, WaitStatus::Timeout, done.kind)
+                    bucket_max_source_offset_seq: wake.bucket_max_source_offset.to_string(),
+                    flush_at_ms: wake.flush_at_ms,
+                    bucket_start_ms: wake.bucket_start_ms,
                 }
+            }
+            // A dropped sender means the stream's touch runtime was
+            // replaced (settings changed) or the engine stopped:
+            // answer timeout, which tells the client to wait again.
+            Ok(WaitEnd::Timeout) | Err(_) => {
+                let cell = done.ts.journal.lock();
+                outcome_now(&cell.journal, WaitStatus::Timeout, done.kind)
             }
         };
         done.finish(outcome, started)
