@@ -173,6 +173,9 @@ pub struct Args {
     /// Touch and state: changes per second.
     #[arg(long, default_value_t = 1000.0)]
     pub change_rate: f64,
+    /// Touch: changes per append (the appends come at change-rate / this per second).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub changes_per_append: u32,
     /// Touch: active templates on the stream (1 is the one waited on).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2048))]
     pub templates: u32,
@@ -265,6 +268,7 @@ impl Args {
             keys_per_wait: self.keys_per_wait as usize,
             tuples: self.tuples as usize,
             change_rate: self.change_rate,
+            changes_per_append: self.changes_per_append as usize,
             templates: self.templates as usize,
             wait_timeout_ms: self.wait_timeout_ms,
             duration: self.duration.unwrap_or(Duration::from_secs(10)),

@@ -57,18 +57,22 @@ impl Ledger {
 /// Appends in flight at once: enough for the rate at any fsync latency.
 const IN_FLIGHT: usize = 256;
 
-/// Inserts one post per change for a pseudo-random tenant, at `rate` per
-/// second, until aborted. Each change is its own append, so a change's
-/// acknowledgement is its own commit.
+/// Inserts one post per change for a pseudo-random tenant, at `rate`
+/// changes per second in appends of `per_append` changes, until aborted.
+/// With one change per append, a change's acknowledgement is its own
+/// commit; larger appends give the load the shape of a writer that batches
+/// (and reach servers whose appends are slow).
 pub(crate) async fn write_changes(
     http: Http,
     stream: String,
     rate: f64,
+    per_append: usize,
     ledger: Arc<Ledger>,
     window: Arc<Window>,
     counted: Arc<AtomicU64>,
 ) {
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let per_append = per_append.max(1);
+    let period = Duration::from_secs_f64(per_append as f64 / rate.max(0.001));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -76,15 +80,21 @@ pub(crate) async fn write_changes(
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     loop {
         tick.tick().await;
-        n += 1;
-        // xorshift: a fixed, even spread of tenants.
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let tenant = (rng % ledger.len() as u64) as usize;
-        let body = json!([{"type": "posts", "key": format!("p{n}"),
-            "value": {"tenantId": format!("t{tenant}"), "title": "load"},
-            "headers": {"operation": "insert"}}]);
+        let mut tenants = Vec::with_capacity(per_append);
+        let mut rows = Vec::with_capacity(per_append);
+        for _ in 0..per_append {
+            n += 1;
+            // xorshift: a fixed, even spread of tenants.
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let tenant = (rng % ledger.len() as u64) as usize;
+            tenants.push(tenant);
+            rows.push(json!({"type": "posts", "key": format!("p{n}"),
+                "value": {"tenantId": format!("t{tenant}"), "title": "load"},
+                "headers": {"operation": "insert"}}));
+        }
+        let body = serde_json::Value::Array(rows).to_string();
         let Ok(permit) = gate.clone().acquire_owned().await else {
             return;
         };
@@ -97,10 +107,13 @@ pub(crate) async fn write_changes(
         );
         tokio::spawn(async move {
             // Recorded before the append: a touch may answer before the ack.
-            ledger.record(tenant, window.now());
-            let ok = http.append(&stream, &body.to_string()).await.is_ok();
+            let sent = window.now();
+            for &t in &tenants {
+                ledger.record(t, sent);
+            }
+            let ok = http.append(&stream, &body).await.is_ok();
             if ok && window.inside(window.now()) {
-                counted.fetch_add(1, Ordering::Relaxed);
+                counted.fetch_add(tenants.len() as u64, Ordering::Relaxed);
             }
             drop(permit);
         });

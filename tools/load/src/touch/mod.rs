@@ -48,6 +48,8 @@ pub struct TouchConfig {
     pub tuples: usize,
     /// Changes per second.
     pub change_rate: f64,
+    /// Changes per append.
+    pub changes_per_append: usize,
     /// Active templates on the stream (at least 1: the one waited on).
     pub templates: usize,
     /// Server-side wait timeout, ms.
@@ -181,6 +183,7 @@ pub async fn run(config: TouchConfig) -> anyhow::Result<TouchReport> {
         http.clone(),
         stream.clone(),
         config.change_rate,
+        config.changes_per_append,
         ledger.clone(),
         window.clone(),
         changes.clone(),
