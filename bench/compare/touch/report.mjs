@@ -90,6 +90,44 @@ if (wkeys.length) {
   P();
 }
 
+// ---- 1b. waiters, driven by weir-load
+const rkeys = Object.keys(runs).filter((k) => k.includes("|rustwaiters-"));
+if (rkeys.length) {
+  // Labels are rustwaiters-<waiters>-x<changes per append>.
+  const shapes = [...new Set(rkeys.map((k) => k.split("rustwaiters-")[1]))].sort((a, b) => {
+    const [wa, ka] = a.split("-x").map(Number);
+    const [wb, kb] = b.split("-x").map(Number);
+    return wb - wa || ka - kb;
+  });
+  P("### 1b. The same waiters driven by weir-load (Rust)");
+  P();
+  P("weir-load `--workload touch`: the same waits (3 fine keys over 1,000 tenants of one template, `timeoutMs` 4000, one keep-alive connection each) and change rate, in appends of 1 change (each change its own commit) or 10 (the Node driver's shape: each append then wakes about 300 waiters at once). Latency = answer received − the moment the first change on one of the waiter's keys after its wait began was *sent* (so it includes that append's own latency: an upper bound of commit-to-answer). A false wake is a touched answer with no change of its keys sent since one second before its wait began.");
+  P();
+  P("| server | waiters (ready) | changes per append | waits/s | touched p50 / p95 / p99 / max ms | false wakes | timeouts | errors | changes done | server CPU | server RSS MiB |");
+  P("|---|---|---|---|---|---|---|---|---|---|---|");
+  const lat = (rs, i) => median(ok(rs).map((r) => (r.latency_ms || [])[i]));
+  for (const sh of shapes)
+    for (const s of servers) {
+      const rs = runs[`${s}|rustwaiters-${sh}`];
+      if (!rs) continue;
+      const [n, k] = sh.split("-x").map(Number);
+      P(
+        `| ${s}${failedNote(rs)} | ${fmt(n)} (${fmt(med(rs, "waiters_ready"))}) | ${k} | ${fmt(med(rs, "waits_per_sec"))} | ${f1(lat(rs, 0))} / ${f1(lat(rs, 1))} / ${f1(lat(rs, 2))} / ${f1(lat(rs, 3))} | ${fmt(med(rs, "false_wakes"))} | ${fmt(med(rs, "timeouts"))} | ${fmt(med(rs, "errors"))} | ${fmt(med(rs, "changes"))} | ${fmt(med(rs, "server_cpu_percent"))}% | ${fmt(med(rs, "server_rss_mib"))} |`,
+      );
+    }
+  P();
+  P("Per round, touched p95 ms:");
+  P();
+  for (const sh of shapes)
+    for (const s of servers) {
+      const rs = runs[`${s}|rustwaiters-${sh}`];
+      if (!rs) continue;
+      const [n, k] = sh.split("-x").map(Number);
+      P(`- ${s}, ${fmt(n)} waiters, ${k} per append: ${ok(rs).map((r) => f1((r.latency_ms || [])[1])).join(" ; ")}`);
+    }
+  P();
+}
+
 // ---- 2. append
 const cases = [
   ["plain", "plain JSON stream"],
