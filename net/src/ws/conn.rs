@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::stream::SplitStream;
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use weir_storage::Engine;
@@ -79,16 +79,14 @@ pub(super) async fn serve(
     let stats = Arc::new(ConnStats::for_door(Arc::clone(
         crate::door_metrics::DoorMetrics::of(&engine).door(crate::door_metrics::Door::Ws),
     )));
-    let (shared, rx) = Shared::new(
+    let (shared, queue) = Shared::new(
         config.send_buffer_bytes,
         Arc::clone(&stats),
         Arc::clone(&config.output_budget),
     );
-    let (ping_tx, ping_rx) = mpsc::channel(1);
     let mut writer = tokio::spawn(write_loop(
         write,
-        rx,
-        ping_rx,
+        queue,
         Arc::clone(&stats),
         shared.last_write(),
     ));
@@ -130,7 +128,7 @@ pub(super) async fn serve(
             writer_done = true;
             End::new(codes::NORMAL, "connection lost")
         }
-        end = watchdog(&heard, &ping_tx, &config) => end,
+        end = watchdog(&heard, &shared, &config) => end,
         () = shared.evicted() => End::new(codes::POLICY, "too slow: server send budget exceeded"),
         () = session.idle() => End::new(codes::NORMAL, "idle"),
         // A panic while handling a message is a server bug; contain it to
@@ -190,7 +188,7 @@ async fn linger(ws: Ws) {
 
 /// Pings the peer every `ping_interval` and resolves once nothing has been
 /// heard from it for `idle_timeout`.
-async fn watchdog(heard: &Heard, pings: &mpsc::Sender<()>, config: &WsConfig) -> End {
+async fn watchdog(heard: &Heard, shared: &Shared, config: &WsConfig) -> End {
     let every = config.ping_every();
     let mut next_ping = Instant::now() + every;
     loop {
@@ -200,8 +198,8 @@ async fn watchdog(heard: &Heard, pings: &mpsc::Sender<()>, config: &WsConfig) ->
             return End::new(codes::POLICY, "no answer to pings");
         }
         if now >= next_ping {
-            // A full channel means the previous ping is still unsent.
-            let _ = pings.try_send(());
+            // At most one ping waits; a second request joins it.
+            shared.ping();
             next_ping = now + every;
         }
         tokio::time::sleep_until(next_ping.min(dead_at)).await;

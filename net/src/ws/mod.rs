@@ -31,6 +31,7 @@ mod json;
 mod json_offsets;
 mod json_state;
 mod json_touch;
+mod queue;
 mod sink;
 
 use std::time::Duration;

@@ -22,13 +22,14 @@ use futures::stream::SplitSink;
 use futures::SinkExt;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use super::budget::{Charge, OutputBudget};
 use super::json;
+use super::queue::{Next, Queue};
 use crate::proto::Encoded;
 use crate::session::{ConnStats, FrameSink, SinkClosed, SubscriptionSink, Transport};
 
@@ -63,7 +64,7 @@ pub(super) enum Out {
 
 /// State shared by every sink of a connection.
 pub(super) struct Shared {
-    tx: mpsc::UnboundedSender<Out>,
+    queue: Arc<Queue<Out>>,
     budget: Arc<Semaphore>,
     cap: usize,
     stats: Arc<ConnStats>,
@@ -102,24 +103,26 @@ impl LastWrite {
 impl Drop for Shared {
     fn drop(&mut self) {
         self.release_eviction();
+        // The last sender is gone: the writer ends once the queue drains.
+        self.queue.finish();
     }
 }
 
 impl Shared {
-    /// The shared state and the receiving end of its queue. The queue is
-    /// unbounded as a channel but bounded in bytes by the budget, which
+    /// The shared state and its queue, for the writer. The queue is
+    /// unbounded in messages but bounded in bytes by the budget, which
     /// every message acquires before it is queued.
     pub(super) fn new(
         send_buffer_bytes: usize,
         stats: Arc<ConnStats>,
         output: Arc<OutputBudget>,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Out>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> (Arc<Self>, Arc<Queue<Out>>) {
+        let queue = Arc::new(Queue::new());
         // At least 64 KiB so that a control message never waits alone; at
         // most what a semaphore call can ask for.
         let cap = send_buffer_bytes.clamp(1 << 16, u32::MAX as usize);
         let shared = Shared {
-            tx,
+            queue: Arc::clone(&queue),
             budget: Arc::new(Semaphore::new(cap)),
             cap,
             stats,
@@ -136,7 +139,12 @@ impl Shared {
         };
         let shared = Arc::new(shared);
         shared.output.register(&shared);
-        (shared, rx)
+        (shared, queue)
+    }
+
+    /// Asks the writer to send a ping before what is queued.
+    pub(super) fn ping(&self) {
+        self.queue.ping();
     }
 
     /// The connection's own send buffer in bytes.
@@ -215,7 +223,7 @@ impl Shared {
             code: code.into(),
             reason: reason.into(),
         };
-        let _ = self.tx.send(Out::Close(frame));
+        let _ = self.queue.push(Out::Close(frame));
     }
 }
 
@@ -276,7 +284,7 @@ impl FrameSink for WsSink {
             _permit: permit,
             _charge: s.output.charge(len),
         };
-        s.tx.send(out).map_err(|_| {
+        s.queue.push(out).map_err(|_| {
             s.stats.discarded(len);
             SinkClosed
         })
@@ -308,34 +316,34 @@ impl SubscriptionSink for WsSink {
 /// small messages written back to back share system calls.
 pub(super) async fn write_loop(
     mut ws: WsWrite,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    mut pings: mpsc::Receiver<()>,
+    queue: Arc<Queue<Out>>,
     stats: Arc<ConnStats>,
     progress: Arc<LastWrite>,
 ) -> Option<WsWrite> {
     loop {
-        let ok = tokio::select! {
-            biased;
-            Some(()) = pings.recv() => ws.feed(WsMessage::Ping(Bytes::new())).await.is_ok(),
-            out = rx.recv() => match out {
-                Some(Out::Message { msg, len, _permit, _charge }) => {
-                    let ok = ws.feed(msg).await.is_ok();
-                    stats.written(len);
-                    progress.touch();
-                    ok
-                }
-                Some(Out::Close(frame)) => {
-                    let _ = ws.send(WsMessage::Close(Some(frame))).await;
-                    return Some(ws);
-                }
-                None => return Some(ws),
-            },
+        let ok = match queue.next().await {
+            Next::Ping => ws.feed(WsMessage::Ping(Bytes::new())).await.is_ok(),
+            Next::Item(Out::Message {
+                msg,
+                len,
+                _permit,
+                _charge,
+            }) => {
+                let ok = ws.feed(msg).await.is_ok();
+                stats.written(len);
+                progress.touch();
+                ok
+            }
+            Next::Item(Out::Close(frame)) => {
+                let _ = ws.send(WsMessage::Close(Some(frame))).await;
+                return Some(ws);
+            }
+            Next::Done => return Some(ws),
         };
-        let ok = ok && (!rx.is_empty() || ws.flush().await.is_ok());
+        let ok = ok && (!queue.is_empty() || ws.flush().await.is_ok());
         if !ok {
             // Refuse further messages and release what is queued.
-            rx.close();
-            while let Some(out) = rx.recv().await {
+            for out in queue.close() {
                 if let Out::Message { len, .. } = out {
                     stats.discarded(len);
                 }
