@@ -221,6 +221,8 @@ pub enum WorkloadArg {
     Touch,
     /// State subscribers (snapshots, filters) on a state stream while keys change.
     State,
+    /// `--connections` idle binary connections: the server's RSS per connection (needs --server-pid).
+    Idle,
 }
 
 /// `--quic-congestion` values.
@@ -301,6 +303,19 @@ impl Args {
         c.server_pid = self.server_pid;
         c.cleanup = !self.keep_streams;
         Ok(c)
+    }
+
+    /// The idle run these flags describe (`--workload idle`).
+    pub fn to_idle_config(&self) -> anyhow::Result<crate::idle::IdleConfig> {
+        let server_pid = self
+            .server_pid
+            .ok_or_else(|| anyhow::anyhow!("--workload idle needs --server-pid"))?;
+        Ok(crate::idle::IdleConfig {
+            target: self.binary_target()?,
+            connections: self.connections as usize,
+            server_pid,
+            settle: Duration::from_secs(2),
+        })
     }
 
     /// The target with the QUIC flags applied.

@@ -21,6 +21,7 @@
 pub mod catchup;
 pub mod cli;
 pub mod config;
+pub mod idle;
 pub mod ledger;
 pub mod plot;
 pub mod procstat;

@@ -60,6 +60,16 @@ fn run(args: &Args, terminal: bool) -> anyhow::Result<bool> {
         }
         return Ok(report.errors == 0 && report.stale == 0);
     }
+    if args.workload == WorkloadArg::Idle {
+        let report = rt.block_on(weir_load::idle::run(args.to_idle_config()?))?;
+        print!("{}", report.summary());
+        if let Some(path) = &args.json {
+            let text = serde_json::to_string_pretty(&report)?;
+            std::fs::write(path, text + "\n")
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        }
+        return Ok(true);
+    }
     if args.workload == WorkloadArg::State {
         let report = rt.block_on(weir_load::state::run(args.to_state_config()?))?;
         print!("{}", report.summary());
