@@ -32,7 +32,9 @@ pub enum Congestion {
 pub struct TransportSettings {
     /// Concurrent client-opened bidirectional (request) streams per
     /// connection. Every request lives on such a stream, so this bounds the
-    /// request state a client can make the server hold.
+    /// request state a client can make the server hold. quinn allocates the
+    /// state of every one of them when a connection opens (about 85 bytes
+    /// each): 64 cost an idle connection 5 KiB, 256 cost it 22 KiB.
     pub max_request_streams: u32,
     /// Concurrent server-opened unidirectional (subscription) streams a
     /// client accepts. Used by the client; the server never lets clients
@@ -75,7 +77,7 @@ pub struct TransportSettings {
 impl Default for TransportSettings {
     fn default() -> Self {
         TransportSettings {
-            max_request_streams: 256,
+            max_request_streams: 64,
             max_subscription_streams: 1024,
             stream_receive_window: 1 << 20,
             receive_window: 16 << 20,
