@@ -11,31 +11,18 @@ use std::task::{Context, Poll};
 
 use futures::task::noop_waker_ref;
 use futures::StreamExt;
-use weir_storage::{
-    AppendRequest, Durability, Engine, EngineConfig, FollowFrom, Record, StreamConfig,
-};
+use weir_storage::{AppendRequest, Engine, FollowFrom, Record, StreamConfig};
+
+mod memory;
+use memory::{count_arg, rss_bytes};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let dir = tempfile::tempdir().unwrap();
-    let config = EngineConfig {
-        durability: Durability::Buffered,
-        ..EngineConfig::default()
-    };
+    let n = count_arg(20_000);
+    let (e, _dir, config) = memory::engine();
     let queue = config.follower_queue;
-    let e = Engine::open(dir.path(), config).unwrap();
     e.create_stream("s", StreamConfig::new("application/octet-stream"))
         .unwrap();
     let append = |p: &'static str| {

@@ -15,7 +15,10 @@ use std::task::{Context, Poll};
 use futures::executor::block_on;
 use futures::task::noop_waker_ref;
 use weir_storage::touch::request::parse_wait;
-use weir_storage::{Durability, Engine, EngineConfig, StateMode, StreamConfig, WaitOutcome};
+use weir_storage::{Engine, StateMode, StreamConfig, WaitOutcome};
+
+mod memory;
+use memory::{count_arg, rss_bytes};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -44,23 +47,9 @@ unsafe impl GlobalAlloc for Counting {
 
 type Wait = Pin<Box<dyn Future<Output = weir_storage::Result<WaitOutcome>> + Send>>;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
-    let dir = tempfile::tempdir().unwrap();
-    let config = EngineConfig {
-        durability: Durability::Buffered,
-        ..EngineConfig::default()
-    };
-    let e = Engine::open(dir.path(), config).unwrap();
+    let n = count_arg(10_000);
+    let (e, _dir, _) = memory::engine();
     e.create_stream("t", StreamConfig::new("application/json"))
         .unwrap();
     let profile = r#"{"kind":"state-protocol","touch":{"enabled":true}}"#;

@@ -53,45 +53,39 @@ fn run(args: &Args, terminal: bool) -> anyhow::Result<bool> {
     if args.workload == WorkloadArg::Touch {
         let report = rt.block_on(weir_load::touch::run(args.to_touch_config()?))?;
         print!("{}", report.summary());
-        if let Some(path) = &args.json {
-            let text = serde_json::to_string_pretty(&report)?;
-            std::fs::write(path, text + "\n")
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        }
+        write_json(args, &report)?;
         return Ok(report.errors == 0 && report.stale == 0);
     }
     if args.workload == WorkloadArg::Idle {
         let report = rt.block_on(weir_load::idle::run(args.to_idle_config()?))?;
         print!("{}", report.summary());
-        if let Some(path) = &args.json {
-            let text = serde_json::to_string_pretty(&report)?;
-            std::fs::write(path, text + "\n")
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        }
+        write_json(args, &report)?;
         return Ok(true);
     }
     if args.workload == WorkloadArg::State {
         let report = rt.block_on(weir_load::state::run(args.to_state_config()?))?;
         print!("{}", report.summary());
-        if let Some(path) = &args.json {
-            let text = serde_json::to_string_pretty(&report)?;
-            std::fs::write(path, text + "\n")
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        }
+        write_json(args, &report)?;
         return Ok(report.passed());
     }
     let config = args.to_config(terminal)?;
     let outcome = rt.block_on(weir_load::run(config))?;
     let report = &outcome.report;
     print!("{}", report.summary());
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(report)?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    }
+    write_json(args, report)?;
     if let Some(path) = &args.plot {
         let title = format!("weir-load {} latency ({})", report.transport, report.target);
         weir_load::plot::write_svg(path, &title, &outcome.ack, &outcome.e2e)?;
     }
     Ok(report.is_clean())
+}
+
+/// Writes the full report as JSON where `--json` says, if it does.
+fn write_json(args: &Args, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
