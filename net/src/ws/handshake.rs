@@ -17,8 +17,11 @@ use weir_storage::Engine;
 use super::WsConfig;
 use crate::http::Slots;
 
-/// Bytes read from a WebSocket's socket at a time (see `upgrade`).
-const WS_READ_BUFFER: usize = 4 << 10;
+/// Bytes read from a WebSocket's socket at a time (see `upgrade`). Every
+/// connection holds this much resident once it has read a message; 2 KiB
+/// instead of 4 took an idle connection from 10.2 to 8.2 KiB, and 1 MiB
+/// appends went at the same 250–266 MB/s (`bench/RESULTS.md`, stop 26).
+const WS_READ_BUFFER: usize = 2 << 10;
 
 /// Why an upgrade request was refused: the HTTP answer to send instead.
 #[derive(Debug)]
