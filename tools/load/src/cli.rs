@@ -173,6 +173,9 @@ pub struct Args {
     /// Touch and state: changes per second.
     #[arg(long, default_value_t = 1000.0)]
     pub change_rate: f64,
+    /// Idle: keep the connections open this long after the reading (e.g. 60s).
+    #[arg(long, value_parser = parse_duration)]
+    pub hold: Option<Duration>,
     /// Touch: changes per append (the appends come at change-rate / this per second).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub changes_per_append: u32,
@@ -315,6 +318,7 @@ impl Args {
             connections: self.connections as usize,
             server_pid,
             settle: Duration::from_secs(2),
+            hold: self.hold.unwrap_or(Duration::ZERO),
         })
     }
 
