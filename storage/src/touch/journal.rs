@@ -345,7 +345,7 @@ impl Journal {
 
     /// `"<epoch hex>:<generation>"`.
     pub fn cursor(&self) -> String {
-        format!("{}:{}", keys::hex16(self.epoch), self.generation)
+        cursor_text(self.epoch, self.generation)
     }
 
     /// Distinct keys in the open bucket.
@@ -671,6 +671,11 @@ impl Journal {
             flush_interval_ms_p95_last_10s: p95,
         }
     }
+}
+
+/// A cursor's text, `"<epoch hex>:<generation>"` (what [`Journal::resolve`] reads back).
+pub(crate) fn cursor_text(epoch: u64, generation: u32) -> String {
+    format!("{}:{generation}", keys::hex16(epoch))
 }
 
 /// The waiters indexed under one key. Removal is lazy: a removed waiter's

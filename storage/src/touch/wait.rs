@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt};
 
-use super::journal::{Since, Waiter, WaiterId};
+use super::journal::{cursor_text, Since, Waiter, WaiterId};
 use super::keys;
 use super::metrics::counters::WaitOutcome as WaitResult;
 use super::processor::TouchMode;
@@ -179,11 +179,10 @@ impl Engine {
             }
         };
         let done = Finish {
-            _hot: HotGuard {
+            hot: HotGuard {
                 ts: Arc::clone(&ts),
                 token: Some(hot_token),
             },
-            ts: Arc::clone(&ts),
             kind,
             key_count: ids.len() as u64,
         };
@@ -329,24 +328,21 @@ impl Parked {
         let outcome = match end {
             // The cursor is the waking bucket's generation: a later one
             // could skip touches the client has not been told of.
-            Ok(WaitEnd::Touched { wake, epoch }) => {
-                let epoch = keys::hex16(epoch);
-                WaitOutcome {
-                    status: WaitStatus::Touched,
-                    cursor: format!("{epoch}:{}", wake.generation),
-                    epoch,
-                    generation: wake.generation,
-                    effective_wait_kind: done.kind.as_str(),
-                    bucket_max_source_offset_seq: wake.bucket_max_source_offset.to_string(),
-                    flush_at_ms: wake.flush_at_ms,
-                    bucket_start_ms: wake.bucket_start_ms,
-                }
-            }
+            Ok(WaitEnd::Touched { wake, epoch }) => WaitOutcome {
+                status: WaitStatus::Touched,
+                cursor: cursor_text(epoch, wake.generation),
+                epoch: keys::hex16(epoch),
+                generation: wake.generation,
+                effective_wait_kind: done.kind.as_str(),
+                bucket_max_source_offset_seq: wake.bucket_max_source_offset.to_string(),
+                flush_at_ms: wake.flush_at_ms,
+                bucket_start_ms: wake.bucket_start_ms,
+            },
             // A dropped sender means the stream's touch runtime was
             // replaced (settings changed) or the engine stopped:
             // answer timeout, which tells the client to wait again.
             Ok(WaitEnd::Timeout) | Err(_) => {
-                let cell = done.ts.journal.lock();
+                let cell = done.hot.ts.journal.lock();
                 outcome_now(&cell.journal, WaitStatus::Timeout, done.kind)
             }
         };
@@ -354,11 +350,11 @@ impl Parked {
     }
 }
 
-/// What a wait's end needs: the stream, its effective kind and key count
-/// (for the counters), and its hot interest, released when this drops.
+/// What a wait's end needs: its hot interest (released when this drops;
+/// its stream is the wait's), its effective kind and key count (for the
+/// counters).
 struct Finish {
-    _hot: HotGuard,
-    ts: Arc<TouchStream>,
+    hot: HotGuard,
     kind: Kind,
     key_count: u64,
 }
@@ -372,11 +368,11 @@ impl Finish {
             WaitStatus::Timeout => WaitResult::Timeout,
             WaitStatus::Stale => WaitResult::Stale,
         };
-        self.ts
-            .counters
+        let ts = &self.hot.ts;
+        ts.counters
             .lock()
             .record_wait(self.key_count, result, latency);
-        let mut t = self.ts.totals.lock();
+        let mut t = ts.totals.lock();
         match outcome.status {
             WaitStatus::Touched => t.wait_touched += 1,
             WaitStatus::Timeout => t.wait_timeout += 1,
