@@ -173,7 +173,7 @@ pub struct Args {
     /// Touch and state: changes per second.
     #[arg(long, default_value_t = 1000.0)]
     pub change_rate: f64,
-    /// Idle: keep the connections open this long after the reading (e.g. 60s).
+    /// Idle: keep the connections open this long after the reading, then report (e.g. 60s).
     #[arg(long, value_parser = parse_duration)]
     pub hold: Option<Duration>,
     /// Touch: changes per append (the appends come at change-rate / this per second).

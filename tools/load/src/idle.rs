@@ -30,7 +30,8 @@ pub struct IdleConfig {
     /// How long to let the server settle before each reading.
     pub settle: Duration,
     /// How long to keep the connections open after the reading (another
-    /// run can load the server beside them meanwhile).
+    /// run can load the server beside them meanwhile); the report comes
+    /// after it.
     pub hold: Duration,
 }
 
@@ -97,10 +98,7 @@ pub async fn run(config: IdleConfig) -> anyhow::Result<IdleReport> {
         rss_after_kib: after,
         bytes_per_connection: (after.saturating_sub(before) * 1024) as f64 / held.len() as f64,
     };
-    if !config.hold.is_zero() {
-        print!("{}", report.summary());
-        tokio::time::sleep(config.hold).await;
-    }
+    tokio::time::sleep(config.hold).await;
     drop(held);
     Ok(report)
 }
