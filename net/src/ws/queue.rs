@@ -120,6 +120,18 @@ impl<T> Queue<T> {
     }
 }
 
+/// The writer's hold on its queue: when the writer stops for any reason
+/// (its task aborted included), the queue refuses further messages and
+/// drops those waiting, giving their send budget back at once rather than
+/// when the last sender goes away.
+pub(super) struct Consumer<T>(pub(super) std::sync::Arc<Queue<T>>);
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        drop(self.0.close());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +178,20 @@ mod tests {
             assert!(matches!(now(&q), Some(Next::Item(_))));
         }
         assert!(q.state.lock().items.capacity() <= KEEP);
+    }
+
+    #[test]
+    fn a_stopped_writer_releases_what_waits() {
+        let q = std::sync::Arc::new(Queue::new());
+        let item = std::sync::Arc::new(());
+        q.push(std::sync::Arc::clone(&item)).unwrap();
+        drop(Consumer(std::sync::Arc::clone(&q)));
+        assert_eq!(
+            std::sync::Arc::strong_count(&item),
+            1,
+            "the queued item was dropped"
+        );
+        assert!(q.push(item).is_err(), "a stopped writer's queue refuses");
     }
 
     #[tokio::test]

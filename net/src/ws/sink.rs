@@ -29,7 +29,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::budget::{Charge, OutputBudget};
 use super::json;
-use super::queue::{Next, Queue};
+use super::queue::{Consumer, Next, Queue};
 use crate::proto::Encoded;
 use crate::session::{ConnStats, FrameSink, SinkClosed, SubscriptionSink, Transport};
 
@@ -320,6 +320,10 @@ pub(super) async fn write_loop(
     stats: Arc<ConnStats>,
     progress: Arc<LastWrite>,
 ) -> Option<WsWrite> {
+    // Released however this ends, an aborted task included, as a channel's
+    // receiver would be.
+    let consumer = Consumer(queue);
+    let queue = &consumer.0;
     loop {
         let ok = match queue.next().await {
             Next::Ping => ws.feed(WsMessage::Ping(Bytes::new())).await.is_ok(),
