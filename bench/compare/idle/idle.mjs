@@ -4,7 +4,7 @@
 // keep-alive HEAD of a stream), waits, and reads the server's RSS from
 // /proc before and after. Prints one JSON line.
 //
-//   node idle.mjs --port P --pid PID --kind ws|http [--conns 1000] [--settle-ms 1500]
+//   node idle.mjs --port P --pid PID --kind ws|http [--conns 1000] [--settle-ms 3000]
 //
 // Needs the `ws` package (bench/compare/state's node_modules).
 import { createRequire } from "node:module";
@@ -22,7 +22,7 @@ const port = Number(arg("port"));
 const pid = Number(arg("pid"));
 const kind = arg("kind", "ws");
 const conns = Number(arg("conns", 1000));
-const settle = Number(arg("settle-ms", 1500));
+const settle = Number(arg("settle-ms", 3000));
 if (!port || !pid) {
   console.error("usage: node idle.mjs --port P --pid PID --kind ws|http [--conns N]");
   process.exit(2);

@@ -1,13 +1,16 @@
 //! One client connection: the QUIC handshake, `Hello`/`Welcome`, one
 //! bidirectional stream per request (QUIC streams are cheap and this keeps a
-//! large read from delaying anything else), and a dispatcher that hands each
+//! large read from delaying anything else), a writer that sends the
+//! requests made together in one go, and a dispatcher that hands each
 //! server-opened subscription stream to the subscription waiting for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+use futures::FutureExt;
 use quinn::RecvStream;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{ClientConfig, ClientError};
 use crate::proto::{ChunkDecoder, Encoder, Frame, Hello, Message, MAX_VERSION, MIN_VERSION};
@@ -50,17 +53,24 @@ impl FrameReader {
 
 type Waiting = oneshot::Sender<(Frame, FrameReader)>;
 
+/// A request on its way to the writer (`send_requests`).
+struct Outgoing {
+    chunks: [Bytes; 2],
+    sent: oneshot::Sender<Result<FrameReader, ClientError>>,
+}
+
 /// An established, greeted connection.
 pub(crate) struct Conn {
     pub quic: quinn::Connection,
     /// Encodes for the server's frame limit from `Welcome`.
     pub encoder: Encoder,
-    pub max_frame: u32,
     /// The protocol version the server chose in `Welcome`.
     pub version: u8,
     /// Subscriptions waiting for their stream, by request id.
     waiting: Arc<Mutex<HashMap<u32, Waiting>>>,
     dispatcher: tokio::task::AbortHandle,
+    /// Requests for the writer task, which ends when this is dropped.
+    outgoing: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl Drop for Conn {
@@ -114,13 +124,15 @@ impl Conn {
             config.max_frame,
         ))
         .abort_handle();
+        let (outgoing, queued) = mpsc::unbounded_channel();
+        tokio::spawn(send_requests(quic.clone(), queued, config.max_frame));
         Ok(Conn {
             quic,
             encoder: Encoder::new(welcome.max_frame).with_version(welcome.version),
             version: welcome.version,
-            max_frame: config.max_frame,
             waiting,
             dispatcher,
+            outgoing,
         })
     }
 
@@ -136,7 +148,18 @@ impl Conn {
         id: u32,
         message: Message,
     ) -> Result<FrameReader, ClientError> {
-        send_on_new_stream(&self.quic, &self.encoder, id, message, self.max_frame).await
+        let encoded = self
+            .encoder
+            .encode(&Frame::new(id, message))
+            .map_err(|e| ClientError::Encode(e.to_string()))?;
+        let (sent, reader) = oneshot::channel();
+        let request = Outgoing {
+            chunks: [encoded.head().clone(), encoded.tail().clone()],
+            sent,
+        };
+        let gone = || ClientError::Connection("the connection is closed".into());
+        self.outgoing.send(request).map_err(|_| gone())?;
+        reader.await.map_err(|_| gone())?
     }
 
     /// Registers interest in the stream of subscription `id`.
@@ -166,11 +189,20 @@ async fn send_on_new_stream(
     let encoded = encoder
         .encode(&Frame::new(id, message))
         .map_err(|e| ClientError::Encode(e.to_string()))?;
+    let chunks = [encoded.head().clone(), encoded.tail().clone()];
+    open_and_write(quic.clone(), chunks, max_frame).await
+}
+
+/// Opens a stream, writes `chunks` on it and finishes it.
+async fn open_and_write(
+    quic: quinn::Connection,
+    mut chunks: [Bytes; 2],
+    max_frame: u32,
+) -> Result<FrameReader, ClientError> {
     let (mut send, recv) = quic
         .open_bi()
         .await
         .map_err(|e| ClientError::Connection(e.to_string()))?;
-    let mut chunks = [encoded.head().clone(), encoded.tail().clone()];
     send.write_all_chunks(&mut chunks)
         .await
         .map_err(|e| ClientError::Connection(e.to_string()))?;
@@ -178,6 +210,40 @@ async fn send_on_new_stream(
     // finishes its side once the request is answered.
     let _ = send.finish();
     Ok(FrameReader::new(recv, max_frame))
+}
+
+/// Sends the connection's requests. Each caller's task would otherwise
+/// write its own request and wake quinn's connection driver, which tokio
+/// runs next: one datagram per request. Here the writer first lets every
+/// task that woke with it queue its request (`yield_now`), then writes all
+/// of them before it yields, so the driver packs them into full datagrams
+/// (the server then receives, decrypts and acknowledges a few packets per
+/// batch of appends instead of one per append). A write that has to wait
+/// (flow control, a large append) goes on in a task of its own, so it holds
+/// up no other request.
+async fn send_requests(
+    quic: quinn::Connection,
+    mut queued: mpsc::UnboundedReceiver<Outgoing>,
+    max_frame: u32,
+) {
+    while let Some(first) = queued.recv().await {
+        tokio::task::yield_now().await;
+        let mut next = Some(first);
+        while let Some(request) = next.take().or_else(|| queued.try_recv().ok()) {
+            let Outgoing { chunks, sent } = request;
+            let mut write = Box::pin(open_and_write(quic.clone(), chunks, max_frame));
+            match (&mut write).now_or_never() {
+                Some(r) => {
+                    let _ = sent.send(r);
+                }
+                None => {
+                    tokio::spawn(async move {
+                        let _ = sent.send(write.await);
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Accepts subscription streams and hands each, with its first frame

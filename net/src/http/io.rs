@@ -69,6 +69,11 @@ impl HttpIo {
         }
     }
 
+    /// The TCP stream, for waiting on its readiness.
+    pub fn tcp(&self) -> &TcpStream {
+        self.inner.inner()
+    }
+
     /// Sends up to `len` bytes of `region` straight from its file.
     fn poll_sendfile(
         &self,

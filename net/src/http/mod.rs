@@ -26,6 +26,7 @@ mod filtered;
 mod head;
 mod headers;
 mod health;
+mod hibernate;
 mod intake;
 mod io;
 mod json;
@@ -54,6 +55,7 @@ mod touch;
 
 pub use body::BodyPace;
 pub use config::HttpConfig;
+pub use hibernate::{quiet_turns, QUIET};
 pub use io::{sendfile_bytes, set_congestion};
 pub use limit::Slots;
 pub use offsets::{format_offset, parse_offset, OffsetParam};

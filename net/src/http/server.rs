@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use weir_storage::Engine;
 
 use super::config::HttpConfig;
-use super::io::{set_congestion, HttpIo};
+use super::io::set_congestion;
 use super::limit::Slots;
 use super::router::{handle, Ctx};
 use super::stall::StallLimit;
@@ -98,12 +98,17 @@ pub async fn serve_with_ops(
                     let (_drain, _slot) = (drain, slot);
                     let stall = ctx.config.write_stall_limit;
                     match ctx.config.tls.clone() {
-                        None => serve_connection(ctx, StallLimit::new(HttpIo::new(io), stall), stop).await,
-                        Some(tls) => match super::tls::handshake(&tls, io).await {
-                            // No sendfile under TLS: the bytes must be encrypted.
-                            Ok(s) => serve_connection(ctx, StallLimit::new(TokioIo::new(s), stall), stop).await,
-                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        },
+                        None => super::hibernate::serve(ctx, io, stall, stop).await,
+                        // Boxed: a plain connection's task need not have
+                        // room for a TLS session.
+                        Some(tls) => Box::pin(async move {
+                            match super::tls::handshake(&tls, io).await {
+                                // No sendfile under TLS: the bytes must be encrypted.
+                                Ok(s) => serve_connection(ctx, StallLimit::new(TokioIo::new(s), stall), stop).await,
+                                Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            }
+                        })
+                        .await,
                     }
                 });
             }
@@ -120,8 +125,9 @@ pub async fn serve_with_ops(
     Ok(())
 }
 
-/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes, or
-/// until shutdown lets its request in flight finish.
+/// Serves HTTP/1.1 on one TLS connection until it closes, or until
+/// shutdown lets its request in flight finish (plain connections are served
+/// in turns, `hibernate.rs`).
 async fn serve_connection<I>(ctx: Arc<Ctx>, io: I, mut stop: watch::Receiver<bool>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,

@@ -39,6 +39,11 @@ impl<I> StallLimit<I> {
         }
     }
 
+    /// The wrapped connection.
+    pub fn get_ref(&self) -> &I {
+        &self.inner
+    }
+
     fn wrote(
         &mut self,
         cx: &mut Context<'_>,

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use quinn::{RecvStream, SendStream, VarInt};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 use weir_storage::Engine;
 
@@ -75,13 +74,15 @@ pub(super) async fn handle(incoming: quinn::Incoming, ctx: Ctx) {
     let session = Session::new(ctx.engine, ctx.session, transport, stats, ctx.stop.clone());
     let (close_tx, mut close_rx) = mpsc::channel::<()>(1);
     let mut stop = ctx.stop.clone();
-    let mut streams = JoinSet::new();
     loop {
         tokio::select! {
             bi = conn.accept_bi() => match bi {
                 Ok((send, recv)) => {
-                    let session = Arc::clone(&session);
-                    streams.spawn(request_stream(session, send, recv, close_tx.clone()));
+                    // On the connection's task too (no task per request
+                    // stream): a packet carrying many streams' requests
+                    // wakes one task, which reads them all.
+                    let stream = request_stream(Arc::clone(&session), send, recv, close_tx.clone());
+                    session.run_on_connection(stream);
                 }
                 Err(_) => break, // closed by the peer, idle, or lost
             },
@@ -106,11 +107,9 @@ pub(super) async fn handle(incoming: quinn::Incoming, ctx: Ctx) {
                 conn.close(VarInt::from_u32(codes::SHUTDOWN), b"shutting down");
                 break;
             }
-            Some(_) = streams.join_next(), if !streams.is_empty() => {}
         }
     }
     session.close();
-    streams.abort_all();
 }
 
 /// Reads the frames of one request stream in order and hands them to the
@@ -123,7 +122,14 @@ async fn request_stream(
 ) {
     let t = session.transport();
     let (tx, rx) = mpsc::channel(REPLY_QUEUE);
-    let writer = tokio::spawn(write_replies(send, rx, Arc::clone(session.stats())));
+    // The writer runs on the connection's background task, beside the
+    // answers it writes (see `Session::run_on_connection`); it hands the
+    // stream back when it ends, for a fatal error's last flush.
+    let (writer_done, writer) = oneshot::channel();
+    let stats = Arc::clone(session.stats());
+    session.run_on_connection(async move {
+        let _ = writer_done.send(write_replies(send, rx, stats).await);
+    });
     let mut reply = Reply {
         tx,
         budget: Arc::clone(&t.budget),

@@ -165,10 +165,14 @@ impl<T: Transport> Session<T> {
         })
     }
 
-    /// Runs a subscription's loop on the connection's subscription task
-    /// (`deliveries.rs`), so one commit's deliveries to this connection are
-    /// written in one go.
-    fn run_subscription(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Runs `f` (a subscription's loop, an answer waiting for durability, a
+    /// QUIC request stream's writer) on the connection's one background task
+    /// (`deliveries.rs`), so what one commit completes for this connection is
+    /// written in one go, before the transport's driver runs.
+    pub(crate) fn run_on_connection(
+        &self,
+        f: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         self.deliveries.spawn(f);
     }
 

@@ -125,7 +125,7 @@ where
 }
 
 /// Polls `fut` once inline (an answer that is ready is sent at once) and
-/// finishes it in a task if it has to wait.
+/// finishes it on the connection's background task if it has to wait.
 async fn start<T, F>(s: &Arc<Session<T>>, id: u32, reply: &mut T::Reply, fut: F)
 where
     T: Transport,
@@ -137,12 +137,17 @@ where
         s.done(id);
         return;
     }
-    let s = Arc::clone(s);
+    // On the connection's task rather than a task of its own: a commit
+    // completes many of a connection's appends at once, and answered from
+    // one task they leave in a few packets (QUIC) or one write (WebSocket)
+    // instead of one each (tokio runs the task a wake-up woke next, so the
+    // transport's writer ran after every single answer).
+    let session = Arc::clone(s);
     let mut reply = reply.clone();
-    tokio::spawn(async move {
+    s.run_on_connection(async move {
         let msg = fut.await;
-        let _ = s.send(&mut reply, id, msg).await;
-        s.done(id);
+        let _ = session.send(&mut reply, id, msg).await;
+        session.done(id);
     });
 }
 

@@ -174,7 +174,7 @@ pub(crate) async fn start<T: Transport>(
     let s = Arc::clone(s);
     let reply = reply.clone();
     let runner = Arc::clone(&s);
-    runner.run_subscription(async move {
+    runner.run_on_connection(async move {
         run(&s, id, mode, start, stream, rx, reply).await;
         s.done(id);
     });

@@ -41,7 +41,7 @@ pub(crate) async fn start<T: Transport>(
     let s = Arc::clone(s);
     let reply = reply.clone();
     let runner = Arc::clone(&s);
-    runner.run_subscription(async move {
+    runner.run_on_connection(async move {
         run(&s, id, follower, rx, reply).await;
         s.done(id);
     });
