@@ -6,6 +6,7 @@ use mimalloc::MiMalloc;
 mod cli;
 mod config;
 mod logging;
+mod memory;
 mod notify;
 mod serve;
 mod verify;

@@ -18,6 +18,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("weir-io")
+        .on_thread_park(crate::memory::on_worker_park)
         .build()
         .context("starting the async runtime")?;
     let served = runtime.block_on(async {

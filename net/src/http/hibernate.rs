@@ -85,8 +85,15 @@ pub(super) async fn serve(
     let mut unparsed = Bytes::new();
     loop {
         if unparsed.is_empty() {
+            // A peek, not `readable()`: tokio reports a new socket readable
+            // before anything arrived, and a turn started for nothing
+            // allocates all of hyper's state.
+            let mut probe = [0u8; 1];
             tokio::select! {
-                r = io.get_ref().tcp().readable() => if r.is_err() { return },
+                r = io.get_ref().tcp().peek(&mut probe) => match r {
+                    Ok(n) if n > 0 => {}
+                    _ => return, // closed by the peer, or failed
+                },
                 () = crate::session::signalled(&mut stop) => return,
             }
         }
@@ -175,10 +182,13 @@ async fn turn(
     let parts = conn.into_parts()?;
     QUIET_TURNS.fetch_add(1, Ordering::Relaxed);
     // What hyper read but did not parse comes before what it never read.
-    let rest = if parts.io.unparsed.is_empty() {
-        parts.read_buf
+    // Copied: hyper's `read_buf` is a slice of its whole read buffer, and
+    // keeping it (even empty) would keep that buffer.
+    let rest = if parts.read_buf.is_empty() && parts.io.unparsed.is_empty() {
+        Bytes::new()
     } else {
-        let mut b = BytesMut::from(&parts.read_buf[..]);
+        let mut b = BytesMut::with_capacity(parts.read_buf.len() + parts.io.unparsed.len());
+        b.extend_from_slice(&parts.read_buf);
         b.extend_from_slice(&parts.io.unparsed);
         b.freeze()
     };
