@@ -221,10 +221,14 @@ impl WsTransport {
             close_reason: Mutex::new(None),
         });
 
-        // Writer: sends what is queued, flushing once per burst.
+        // Writer: sends what is queued, flushing once per burst. It yields
+        // once first, so that every producer woken by the same answers has
+        // queued its next request: tokio would otherwise run this task right
+        // after the first of them, and the burst would be one request.
         let winner = inner.clone();
         let writer = tokio::spawn(async move {
             while let Some(first) = out_rx.recv().await {
+                tokio::task::yield_now().await;
                 let mut r = sink.feed(WsMessage::Binary(first)).await;
                 while r.is_ok() {
                     match out_rx.try_recv() {
