@@ -118,9 +118,12 @@ async fn turn(
         let (ctx, activity) = (Arc::clone(ctx), Arc::clone(activity));
         service_fn(move |req| {
             let busy = Busy::start(&activity);
-            let answer = handle(Arc::clone(&ctx), req);
+            let ctx = Arc::clone(&ctx);
+            // The router's future is made inside the block: made outside and
+            // moved in, it took room twice (6.4 KiB instead of 3.5, in the
+            // slot hyper keeps per connection).
             async move {
-                let mut res = answer.await?;
+                let mut res = handle(ctx, req).await?;
                 if res.body().size_hint().exact().is_none() {
                     // A streaming body (SSE) keeps the request in flight
                     // until hyper has sent its end and dropped it.
