@@ -1,8 +1,9 @@
 //! One client connection: the QUIC handshake, `Hello`/`Welcome`, one
-//! bidirectional stream per request (QUIC streams are cheap and this keeps a
-//! large read from delaying anything else), a writer that sends the
-//! requests made together in one go, and a dispatcher that hands each
-//! server-opened subscription stream to the subscription waiting for it.
+//! shared stream for small single-answer requests (`lane.rs`) and one
+//! bidirectional stream for every other request (so a large read delays
+//! nothing else), a writer that sends the requests made together in one go,
+//! and a dispatcher that hands each server-opened subscription stream to the
+//! subscription waiting for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use futures::FutureExt;
 use quinn::RecvStream;
 use tokio::sync::{mpsc, oneshot};
 
+use super::lane::{self, Answers};
 use super::{ClientConfig, ClientError};
 use crate::proto::{ChunkDecoder, Encoder, Frame, Hello, Message, MAX_VERSION, MIN_VERSION};
 
@@ -54,9 +56,14 @@ impl FrameReader {
 type Waiting = oneshot::Sender<(Frame, FrameReader)>;
 
 /// A request on its way to the writer (`send_requests`).
-struct Outgoing {
-    chunks: [Bytes; 2],
-    sent: oneshot::Sender<Result<FrameReader, ClientError>>,
+enum Outgoing {
+    /// On a stream of its own, whose answers go to `sent`.
+    Own {
+        chunks: [Bytes; 2],
+        sent: oneshot::Sender<Result<FrameReader, ClientError>>,
+    },
+    /// On the shared stream (`lane.rs`); its answer is routed by id.
+    Shared { chunks: [Bytes; 2] },
 }
 
 /// An established, greeted connection.
@@ -71,6 +78,8 @@ pub(crate) struct Conn {
     dispatcher: tokio::task::AbortHandle,
     /// Requests for the writer task, which ends when this is dropped.
     outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Requests waiting for their answer on the shared stream.
+    answers: Answers,
 }
 
 impl Drop for Conn {
@@ -125,7 +134,13 @@ impl Conn {
         ))
         .abort_handle();
         let (outgoing, queued) = mpsc::unbounded_channel();
-        tokio::spawn(send_requests(quic.clone(), queued, config.max_frame));
+        let answers = Answers::default();
+        tokio::spawn(send_requests(
+            quic.clone(),
+            queued,
+            answers.clone(),
+            config.max_frame,
+        ));
         Ok(Conn {
             quic,
             encoder: Encoder::new(welcome.max_frame).with_version(welcome.version),
@@ -133,6 +148,7 @@ impl Conn {
             waiting,
             dispatcher,
             outgoing,
+            answers,
         })
     }
 
@@ -148,18 +164,43 @@ impl Conn {
         id: u32,
         message: Message,
     ) -> Result<FrameReader, ClientError> {
+        let chunks = self.encode(id, message)?;
+        let (sent, reader) = oneshot::channel();
+        self.outgoing
+            .send(Outgoing::Own { chunks, sent })
+            .map_err(|_| gone())?;
+        reader.await.map_err(|_| gone())?
+    }
+
+    /// Sends `message` as request `id`, whose answer is one frame, and
+    /// returns that frame: on the shared stream if it is small (`lane.rs`),
+    /// else on a stream of its own.
+    pub(crate) async fn call(&self, id: u32, message: Message) -> Result<Frame, ClientError> {
+        let chunks = self.encode(id, message)?;
+        if chunks[0].len() + chunks[1].len() > lane::LANE_MAX_BYTES {
+            let (sent, reader) = oneshot::channel();
+            self.outgoing
+                .send(Outgoing::Own { chunks, sent })
+                .map_err(|_| gone())?;
+            let mut reader = reader.await.map_err(|_| gone())??;
+            return reader
+                .next()
+                .await?
+                .ok_or_else(|| ClientError::Connection("stream ended without an answer".into()));
+        }
+        let (_expected, answer) = self.answers.expect(id);
+        self.outgoing
+            .send(Outgoing::Shared { chunks })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    fn encode(&self, id: u32, message: Message) -> Result<[Bytes; 2], ClientError> {
         let encoded = self
             .encoder
             .encode(&Frame::new(id, message))
             .map_err(|e| ClientError::Encode(e.to_string()))?;
-        let (sent, reader) = oneshot::channel();
-        let request = Outgoing {
-            chunks: [encoded.head().clone(), encoded.tail().clone()],
-            sent,
-        };
-        let gone = || ClientError::Connection("the connection is closed".into());
-        self.outgoing.send(request).map_err(|_| gone())?;
-        reader.await.map_err(|_| gone())?
+        Ok([encoded.head().clone(), encoded.tail().clone()])
     }
 
     /// Registers interest in the stream of subscription `id`.
@@ -193,6 +234,10 @@ async fn send_on_new_stream(
     open_and_write(quic.clone(), chunks, max_frame).await
 }
 
+fn gone() -> ClientError {
+    ClientError::Connection("the connection is closed".into())
+}
+
 /// Opens a stream, writes `chunks` on it and finishes it.
 async fn open_and_write(
     quic: quinn::Connection,
@@ -218,30 +263,85 @@ async fn open_and_write(
 /// task that woke with it queue its request (`yield_now`), then writes all
 /// of them before it yields, so the driver packs them into full datagrams
 /// (the server then receives, decrypts and acknowledges a few packets per
-/// batch of appends instead of one per append). A write that has to wait
-/// (flow control, a large append) goes on in a task of its own, so it holds
-/// up no other request.
+/// batch of appends instead of one per append). A request on a stream of
+/// its own whose write has to wait goes on in a task of its own, so it
+/// holds up no other request; writes on the shared stream are small and go
+/// in order.
 async fn send_requests(
     quic: quinn::Connection,
     mut queued: mpsc::UnboundedReceiver<Outgoing>,
+    answers: Answers,
     max_frame: u32,
 ) {
+    let mut shared: Option<quinn::SendStream> = None;
+    // The shared stream's reader holds the connection open: it ends with
+    // this writer, which ends when the `Conn` is dropped.
+    let mut reader = AbortOnDrop(None);
     while let Some(first) = queued.recv().await {
         tokio::task::yield_now().await;
         let mut next = Some(first);
         while let Some(request) = next.take().or_else(|| queued.try_recv().ok()) {
-            let Outgoing { chunks, sent } = request;
-            let mut write = Box::pin(open_and_write(quic.clone(), chunks, max_frame));
-            match (&mut write).now_or_never() {
-                Some(r) => {
-                    let _ = sent.send(r);
+            match request {
+                Outgoing::Own { chunks, sent } => {
+                    let mut write = Box::pin(open_and_write(quic.clone(), chunks, max_frame));
+                    match (&mut write).now_or_never() {
+                        Some(r) => {
+                            let _ = sent.send(r);
+                        }
+                        None => {
+                            tokio::spawn(async move {
+                                let _ = sent.send(write.await);
+                            });
+                        }
+                    }
                 }
-                None => {
-                    tokio::spawn(async move {
-                        let _ = sent.send(write.await);
-                    });
+                Outgoing::Shared { mut chunks } => {
+                    if shared.is_none() {
+                        match quic.open_bi().await {
+                            Ok((send, recv)) => {
+                                let task = tokio::spawn(lane::read_answers(
+                                    recv,
+                                    answers.clone(),
+                                    max_frame,
+                                ));
+                                reader.replace(task.abort_handle());
+                                shared = Some(send);
+                            }
+                            Err(e) => {
+                                answers.fail_all(&e.to_string());
+                                continue;
+                            }
+                        }
+                    }
+                    let send = shared.as_mut().expect("opened above");
+                    if let Err(e) = send.write_all_chunks(&mut chunks).await {
+                        // The stream is gone (reset, or the connection
+                        // closed): whoever waits on it gets no answer.
+                        shared = None;
+                        answers.fail_all(&e.to_string());
+                    }
                 }
             }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl AbortOnDrop {
+    /// Holds `task` instead, aborting the one held before.
+    fn replace(&mut self, task: tokio::task::AbortHandle) {
+        if let Some(old) = self.0.replace(task) {
+            old.abort();
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
 }

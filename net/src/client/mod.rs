@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod conn;
+mod lane;
 mod state;
 mod subscription;
 mod tls;
@@ -246,15 +247,9 @@ impl Client {
     async fn unary_for(&self, message: Message, timeout: Duration) -> Result<Message, ClientError> {
         let call = async {
             let conn = self.conn().await?;
-            let mut reader = conn.request(self.next_id(), message).await?;
-            match reader.next().await? {
-                Some(f) => match f.message {
-                    Message::Error(e) => Err(ClientError::Server(e)),
-                    m => Ok(m),
-                },
-                None => Err(ClientError::Connection(
-                    "stream ended without an answer".into(),
-                )),
+            match conn.call(self.next_id(), message).await?.message {
+                Message::Error(e) => Err(ClientError::Server(e)),
+                m => Ok(m),
             }
         };
         tokio::time::timeout(timeout, call)
