@@ -164,7 +164,12 @@ impl Conn {
         id: u32,
         message: Message,
     ) -> Result<FrameReader, ClientError> {
-        let chunks = self.encode(id, message)?;
+        let chunks = encode(&self.encoder, id, message)?;
+        self.send_own(chunks).await
+    }
+
+    /// Has the writer send `chunks` on a stream of their own.
+    async fn send_own(&self, chunks: [Bytes; 2]) -> Result<FrameReader, ClientError> {
         let (sent, reader) = oneshot::channel();
         self.outgoing
             .send(Outgoing::Own { chunks, sent })
@@ -176,13 +181,9 @@ impl Conn {
     /// returns that frame: on the shared stream if it is small (`lane.rs`),
     /// else on a stream of its own.
     pub(crate) async fn call(&self, id: u32, message: Message) -> Result<Frame, ClientError> {
-        let chunks = self.encode(id, message)?;
+        let chunks = encode(&self.encoder, id, message)?;
         if chunks[0].len() + chunks[1].len() > lane::LANE_MAX_BYTES {
-            let (sent, reader) = oneshot::channel();
-            self.outgoing
-                .send(Outgoing::Own { chunks, sent })
-                .map_err(|_| gone())?;
-            let mut reader = reader.await.map_err(|_| gone())??;
+            let mut reader = self.send_own(chunks).await?;
             return reader
                 .next()
                 .await?
@@ -193,14 +194,6 @@ impl Conn {
             .send(Outgoing::Shared { chunks })
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
-    }
-
-    fn encode(&self, id: u32, message: Message) -> Result<[Bytes; 2], ClientError> {
-        let encoded = self
-            .encoder
-            .encode(&Frame::new(id, message))
-            .map_err(|e| ClientError::Encode(e.to_string()))?;
-        Ok([encoded.head().clone(), encoded.tail().clone()])
     }
 
     /// Registers interest in the stream of subscription `id`.
@@ -227,11 +220,16 @@ async fn send_on_new_stream(
     message: Message,
     max_frame: u32,
 ) -> Result<FrameReader, ClientError> {
+    let chunks = encode(encoder, id, message)?;
+    open_and_write(quic.clone(), chunks, max_frame).await
+}
+
+/// `message` as request `id`, in the two buffers a frame encodes to.
+fn encode(encoder: &Encoder, id: u32, message: Message) -> Result<[Bytes; 2], ClientError> {
     let encoded = encoder
         .encode(&Frame::new(id, message))
         .map_err(|e| ClientError::Encode(e.to_string()))?;
-    let chunks = [encoded.head().clone(), encoded.tail().clone()];
-    open_and_write(quic.clone(), chunks, max_frame).await
+    Ok([encoded.head().clone(), encoded.tail().clone()])
 }
 
 fn gone() -> ClientError {

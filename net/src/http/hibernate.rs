@@ -31,9 +31,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body as _, Frame, SizeHint};
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioTimer;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -142,13 +140,7 @@ async fn turn(
     };
     // Boxed, so that this task's own allocation stays small while it waits
     // for the socket between turns.
-    let mut conn = Box::new(
-        http1::Builder::new()
-            .timer(TokioTimer::new())
-            .serve_connection(watched, svc)
-            // `/v1/ws` takes the socket over after its 101 answer.
-            .with_upgrades(),
-    );
+    let mut conn = Box::new(super::server::http_connection(watched, svc));
     let mut every = tokio::time::interval(QUIET);
     every.reset();
     let mut seen = activity.moves.load(Ordering::Relaxed);
@@ -268,17 +260,16 @@ impl Read for Watched {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        self.activity.moves.fetch_add(1, Ordering::Relaxed);
-        if !self.unparsed.is_empty() {
+        let r = if self.unparsed.is_empty() {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        } else {
             let n = self.unparsed.len().min(buf.remaining());
             buf.put_slice(&self.unparsed[..n]);
             self.unparsed.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if r.is_pending() {
-            // Only reads that returned something count as moves.
-            self.activity.moves.fetch_sub(1, Ordering::Relaxed);
+            Poll::Ready(Ok(()))
+        };
+        if r.is_ready() {
+            self.activity.moves.fetch_add(1, Ordering::Relaxed);
         }
         r
     }

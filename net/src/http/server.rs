@@ -133,11 +133,7 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req| handle(Arc::clone(&ctx), req));
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(io, svc)
-        // `/v1/ws` takes the socket over after its 101 answer.
-        .with_upgrades();
+    let conn = http_connection(io, svc);
     tokio::pin!(conn);
     let r = tokio::select! {
         r = conn.as_mut() => r,
@@ -150,6 +146,21 @@ where
     if let Err(e) = r {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// hyper's HTTP/1.1 connection over `io`, as every connection is served
+/// (plain ones in turns, `hibernate.rs`; TLS ones whole).
+pub(super) fn http_connection<I, S>(io: I, svc: S) -> http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = super::body::Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(io, svc)
+        // `/v1/ws` takes the socket over after its 101 answer.
+        .with_upgrades()
 }
 
 /// Samples the runtime's scheduling delay every 100 ms for `live.metrics`
